@@ -1,0 +1,81 @@
+# SPDX-License-Identifier: GPL-2.0
+# kvm-rs: KVM x86 with the TDP MMU fast page fault path in Rust, built out of
+# tree. Run `make help` for the targets.
+
+KVMRS_CACHE ?= /var/cache/kvm-rs
+export KVMRS_CACHE
+
+# The reference tree (scripts/kernel.sh builds it into the cache).
+REF_KDIR := $(shell scripts/kernel.sh --print-dir)
+KDIR ?= $(REF_KDIR)
+# Module parameters for `make load`, e.g. PARAMS="tdp_mmu=N".
+PARAMS ?=
+AMD_PARAMS ?=
+# Tests the VM runner runs; see tools/vm/tests.list.
+TESTS ?=
+
+BUILD := scripts/build.sh
+
+.PHONY: all modules setup kernel load unload check check-host check-build \
+	check-errors check-vm demo bench check-debug fmt clippy clean help
+
+all: modules
+
+help:
+	@echo 'kvm-rs make targets:'
+	@echo '  make                build kvm.ko, kvm-amd.ko, kvm-intel.ko (KDIR=<build tree>, default: reference tree)'
+	@echo '  make setup          install packages and tools (Debian 12, root; idempotent)'
+	@echo '  make kernel         build or reuse the cached reference Rust-enabled Linux 7.3 tree'
+	@echo '  make load           replace the running kvm modules with ours (PARAMS=, AMD_PARAMS= passed through)'
+	@echo '  make unload         unload kvm-amd/kvm-intel and kvm'
+	@echo '  make check          every test: host cargo tests, module build + clippy/rustfmt, bad-KDIR errors, VM suite'
+	@echo '  make check-host     host-side cargo tests of the Rust logic only'
+	@echo '  make check-vm       the VM suite only (TESTS="name ..." to pick tests)'
+	@echo '  make demo           the main job: setup, kernel, modules, then dirty_log_perf_test under perf in a VM'
+	@echo '  make bench          Rust vs C vs off vs shadow MMU, deterministic (icount) VM benchmark'
+	@echo '  make check-debug    the VM suite on a debug kernel (KASAN, lockdep, PROVE_RCU)'
+	@echo '  make fmt            rustfmt the crate with the kernel tree'"'"'s .rustfmt.toml'
+	@echo '  make clean          remove build/ (the kernel cache in $$KVMRS_CACHE stays)'
+	@echo 'Variables: KDIR=<kernel build tree>  KVMRS_CACHE=$(KVMRS_CACHE)  CLIPPY=1  LLVM=<prefix or 1>'
+
+setup:
+	scripts/setup.sh
+
+kernel:
+	scripts/kernel.sh
+
+modules:
+	$(BUILD) --kdir "$(KDIR)" $(if $(CLIPPY),--clippy) $(if $(LLVM),--llvm "$(LLVM)")
+
+clippy:
+	$(BUILD) --kdir "$(KDIR)" --clippy
+
+fmt:
+	scripts/rustfmt.sh --fix
+
+load:
+	scripts/load.sh --kdir "$(KDIR)" --params "$(PARAMS)" --amd-params "$(AMD_PARAMS)"
+
+unload:
+	scripts/load.sh --unload
+
+check:
+	scripts/check.sh
+
+check-host:
+	scripts/check.sh host
+
+check-vm:
+	scripts/check.sh vm $(TESTS)
+
+demo:
+	scripts/demo.sh
+
+bench:
+	scripts/bench.sh
+
+check-debug:
+	scripts/check.sh debug
+
+clean:
+	rm -rf build tools/host/target

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kvm-rs: the contract between KVM's C and the Rust TDP MMU fast page fault
+ * path linked into kvm.ko.
+ *
+ * This header is the whole FFI boundary. The C side includes it; the build
+ * runs bindgen on it and the Rust entry points are checked against the
+ * generated declarations, so a signature that drifts on either side fails
+ * the build. Keep it to scalars, opaque pointers and the two structs below.
+ */
+#ifndef _KVM_RS_H
+#define _KVM_RS_H
+
+#include <linux/types.h>
+
+struct kvm;
+struct kvm_vcpu;
+struct kvm_page_fault;
+struct kvm_memory_slot;
+
+/* Values of the kvm.tdp_fast_pf module parameter. */
+#define KVM_RS_FAST_PF_RUST	0
+#define KVM_RS_FAST_PF_C	1
+#define KVM_RS_FAST_PF_OFF	2
+#define KVM_RS_FAST_PF_NR_IMPLS	3
+
+/* Mirrors of enum RET_PF_*; kvm_rs.c checks them with BUILD_BUG_ON(). */
+#define KVM_RS_RET_PF_INVALID	4
+#define KVM_RS_RET_PF_FIXED	5
+#define KVM_RS_RET_PF_SPURIOUS	6
+
+/* Levels of a TDP root (PT64_ROOT_MAX_LEVEL) and get_walk's array size. */
+#define KVM_RS_ROOT_MAX_LEVEL	5
+
+/* A TDP MMU root, as the Rust walk needs it. */
+struct kvm_rs_root {
+	/* root->spt, or NULL if there is no valid root. */
+	u64 *spt;
+	/* kvm_gfn_root_bits(kvm, root). */
+	u64 gfn_bits;
+	/* PAGE_OFFSET: __va(pa) == pa + page_offset. */
+	u64 page_offset;
+	/* SPTE_BASE_ADDR_MASK. */
+	u64 base_addr_mask;
+	/* root->role.level, 0 if there is no root. */
+	int level;
+};
+
+/* One TDP MMU fast page fault, filled by mmu.c before calling Rust. */
+struct kvm_rs_fast_pf {
+	/* Opaque: passed back to kvm_rs_trace_fast_page_fault(). */
+	struct kvm_vcpu *vcpu;
+	struct kvm_page_fault *fault;
+	/* For mark_page_dirty_in_slot(). */
+	struct kvm *kvm;
+	const struct kvm_memory_slot *slot;
+	struct kvm_rs_root root;
+	u64 gfn;
+	/* mmu->fmt.permissions[pfec >> 1] for the fault's error code. */
+	u16 permissions;
+	bool write;
+	/* fault->slot && kvm_slot_dirty_track_enabled(fault->slot). */
+	bool slot_dirty_tracked;
+};
+
+/*
+ * KVM's SPTE masks (arch/x86/kvm/mmu/spte.c), read by Rust on every fault
+ * since the vendor module sets them after kvm.ko is loaded.
+ */
+extern u64 shadow_nx_mask;
+extern u64 shadow_user_mask;
+extern u64 shadow_xs_mask;
+extern u64 shadow_xu_mask;
+extern u64 shadow_mmu_writable_mask;
+extern u64 shadow_acc_track_mask;
+extern u64 shadow_accessed_mask;
+extern bool kvm_ad_enabled;
+
+/* --- Implemented in Rust (rust/kvm_rs.rs) --- */
+
+/*
+ * The TDP MMU fast page fault: walk, decide, compare-exchange, retry, fire
+ * the fast_page_fault tracepoint, all inside one RCU read-side critical
+ * section that Rust takes. Returns KVM_RS_RET_PF_{INVALID,FIXED,SPURIOUS}.
+ * Must be called for a direct TDP MMU root, without mmu_lock.
+ */
+int kvm_rs_tdp_fast_page_fault(const struct kvm_rs_fast_pf *pf);
+
+/*
+ * kvm_tdp_mmu_get_walk(): store the SPTE of each level visited for @gfn in
+ * sptes[level] and return the last level, or -1 if no walk was possible.
+ * Takes its own RCU read lock (callers may already hold one).
+ */
+int kvm_rs_tdp_get_walk(const struct kvm_rs_root *root, u64 gfn,
+			u64 sptes[KVM_RS_ROOT_MAX_LEVEL + 1]);
+
+/* Report the Rust side at kvm.ko load; returns 0. */
+int kvm_rs_init(int impl);
+
+/* --- Implemented in C, called from Rust --- */
+
+/* trace_fast_page_fault(); must be called inside the RCU read section. */
+void kvm_rs_trace_fast_page_fault(struct kvm_vcpu *vcpu,
+				  struct kvm_page_fault *fault, u64 *sptep,
+				  u64 old_spte, int ret);
+
+/* virt/kvm/kvm_main.c */
+void mark_page_dirty_in_slot(struct kvm *kvm,
+			     const struct kvm_memory_slot *memslot, u64 gfn);
+
+#endif /* _KVM_RS_H */

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The TDP MMU fast page fault: fix a write-protection or access-tracking
+//! fault without the MMU lock, with one compare-exchange.
+//!
+//! Replaces, for the TDP MMU, the retry loop of `fast_page_fault()` and
+//! `fast_pf_fix_direct_spte()` in `arch/x86/kvm/mmu/mmu.c` (Linux 7.3). The
+//! argument for why a lockless fix is safe is the one of
+//! `Documentation/virt/kvm/locking.rst` ("Fast page fault"); what enforces
+//! each step here:
+//!
+//! - The SPTE pointer is valid only inside the read section
+//!   ([`SptePtr`]'s lifetime).
+//! - The new value is derived from one snapshot and stored only if the SPTE
+//!   still holds that snapshot (one full-barrier compare-exchange), so a
+//!   concurrent zap, freeze ([`FROZEN_SPTE`](crate::spte::FROZEN_SPTE)) or
+//!   fix makes the exchange fail and the walk restart.
+//! - A frozen or zapped SPTE is not shadow-present: the decision gives up,
+//!   so the fast path never writes over `FROZEN_SPTE`.
+//! - The dirty bit in the memslot is set only by the CPU whose exchange made
+//!   the SPTE writable (W 0 -> 1), exactly once per such transition.
+
+use crate::spte::{self, Masks, PG_LEVEL_4K, PT_WRITABLE_MASK};
+use crate::tdp_mmu::{self, LastSpte, Root, Section, SptePtr, WalkError};
+
+/// `RET_PF_INVALID` and friends, as the fast path returns them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastPfResult {
+    /// `RET_PF_INVALID`: not fixed here, take the slow path.
+    Invalid,
+    /// `RET_PF_FIXED`: the SPTE was fixed by this CPU.
+    Fixed,
+    /// `RET_PF_SPURIOUS`: the access would not fault any more.
+    Spurious,
+}
+
+/// What the fault asks for, from `struct kvm_page_fault`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fault {
+    /// The faulting gfn (`fault->gfn`).
+    pub gfn: u64,
+    /// `fault->write`.
+    pub write: bool,
+    /// `mmu->fmt.permissions[pfec >> 1]` for the fault's error code.
+    pub permissions: u16,
+    /// `kvm_slot_dirty_track_enabled(fault->slot)`: the slot logs dirty
+    /// pages (or is write-tracked), so huge SPTEs must stay read-only.
+    pub slot_dirty_tracked: bool,
+}
+
+/// The decision on one snapshot of the last-level SPTE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Give up: not present, not a leaf, not fixable here.
+    GiveUp,
+    /// The access is already allowed.
+    Spurious,
+    /// Fixable: install this value with a compare-exchange.
+    Fix(u64),
+}
+
+/// The body of `fast_page_fault()`'s loop, for one snapshot `spte` of the
+/// last SPTE of a walk, found at `level`.
+#[inline(always)]
+pub fn decide(masks: &Masks, fault: &Fault, spte: u64, level: u32) -> Decision {
+    if !spte::is_shadow_present(spte) || !spte::is_last(spte, level) {
+        return Decision::GiveUp;
+    }
+    if !masks.permission_fault(spte, fault.permissions) {
+        return Decision::Spurious;
+    }
+    let mut new_spte = spte;
+    if !masks.ad_enabled && masks.is_access_track(spte) {
+        new_spte = masks.restore_acc_track(new_spte) | masks.accessed;
+    }
+    if fault.write && masks.is_mmu_writable(spte) {
+        new_spte |= PT_WRITABLE_MASK;
+        // Only the first 4K page of a huge SPTE would be marked dirty:
+        // leave huge pages of a dirty-logged slot to the slow path, which
+        // maps them at 4K.
+        if level > PG_LEVEL_4K && fault.slot_dirty_tracked {
+            return Decision::GiveUp;
+        }
+    }
+    if new_spte == spte || masks.permission_fault(new_spte, fault.permissions) {
+        return Decision::GiveUp;
+    }
+    Decision::Fix(new_spte)
+}
+
+/// `fast_pf_fix_direct_spte()`: compare-exchange `old` to `new` and call
+/// `mark_dirty` if this exchange made the SPTE writable. Returns whether the
+/// exchange happened.
+#[inline(always)]
+pub fn fix_direct_spte<S: Section>(
+    sptep: &SptePtr<'_, S>,
+    old: u64,
+    new: u64,
+    mark_dirty: impl FnOnce(),
+) -> bool {
+    if sptep.cmpxchg(old, new).is_err() {
+        return false;
+    }
+    if spte::is_writable(new) && !spte::is_writable(old) {
+        mark_dirty();
+    }
+    true
+}
+
+/// How many times a lost compare-exchange is retried (the C's `retry_count`
+/// bound: the fifth failure gives up).
+pub const MAX_RETRIES: u32 = 4;
+
+/// What the fast path did, for the caller's tracepoint and statistics.
+#[derive(Debug)]
+pub struct Outcome<'s, S: Section> {
+    /// The result to return to KVM.
+    pub result: FastPfResult,
+    /// The last walk's SPTE pointer and snapshot, or the walk error.
+    pub last: Result<LastSpte<'s, S>, WalkError>,
+    /// The retry bound was hit (the C warns once).
+    pub retries_exhausted: bool,
+}
+
+/// The TDP MMU fast page fault loop: walk, decide, fix; re-walk and retry if
+/// another CPU changed the SPTE between the walk and the exchange.
+///
+/// Everything happens inside the one read section `section`; the returned
+/// [`Outcome`] borrows it, so the tracepoint that reads `*sptep` must run
+/// before the section ends.
+#[inline(always)]
+pub fn fast_page_fault<'s, S: Section>(
+    section: &'s S,
+    masks: &Masks,
+    root: &Root,
+    fault: &Fault,
+    mut mark_dirty: impl FnMut(),
+) -> Outcome<'s, S> {
+    let mut retries: u32 = 0;
+    loop {
+        let last = tdp_mmu::fast_pf_get_last_sptep(section, masks, root, fault.gfn);
+        let walk = match last {
+            Ok(walk) => walk,
+            Err(_) => {
+                return Outcome {
+                    result: FastPfResult::Invalid,
+                    last,
+                    retries_exhausted: false,
+                }
+            }
+        };
+        let result = match decide(masks, fault, walk.spte, walk.level) {
+            Decision::GiveUp => FastPfResult::Invalid,
+            Decision::Spurious => FastPfResult::Spurious,
+            Decision::Fix(new_spte) => {
+                if fix_direct_spte(&walk.sptep, walk.spte, new_spte, &mut mark_dirty) {
+                    FastPfResult::Fixed
+                } else {
+                    retries = retries.wrapping_add(1);
+                    if retries <= MAX_RETRIES {
+                        continue;
+                    }
+                    return Outcome {
+                        result: FastPfResult::Invalid,
+                        last,
+                        retries_exhausted: true,
+                    };
+                }
+            }
+        };
+        return Outcome {
+            result,
+            last,
+            retries_exhausted: false,
+        };
+    }
+}

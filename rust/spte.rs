@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! SPTE bit semantics of KVM's x86 MMU, as used by the TDP fast page fault.
+//!
+//! Mirrors `arch/x86/kvm/mmu/spte.h` and `mmu.h` of Linux 7.3. The fixed bits
+//! are constants; the bits KVM chooses at vendor-module load time (EPT or NPT,
+//! A/D bits on or off) come in a [`Masks`] value read from KVM's globals by
+//! the kernel glue, or chosen by a host test.
+//!
+//! Everything here is plain arithmetic on `u64`: no `kernel::` items, no
+//! operation that can panic, so the host test crate compiles this file as is.
+
+/// `PT_PRESENT_MASK`: bit 0, also `ACC_READ_MASK` and the EPT readable bit.
+pub const PT_PRESENT_MASK: u64 = 1 << 0;
+/// `PT_WRITABLE_MASK`: bit 1, also `ACC_WRITE_MASK` and the EPT writable bit.
+pub const PT_WRITABLE_MASK: u64 = 1 << 1;
+/// `PT_PAGE_SIZE_MASK`: bit 7, set in a huge (non-4K) leaf SPTE.
+pub const PT_PAGE_SIZE_MASK: u64 = 1 << 7;
+/// `SPTE_MMU_PRESENT_MASK`: software bit 11, set in every shadow-present SPTE.
+pub const SPTE_MMU_PRESENT_MASK: u64 = 1 << 11;
+
+/// `SPTE_TDP_AD_SHIFT`: where the A/D type of a TDP SPTE is kept.
+pub const SPTE_TDP_AD_SHIFT: u32 = 60;
+/// `SPTE_TDP_AD_MASK`: the two A/D type bits.
+pub const SPTE_TDP_AD_MASK: u64 = 3 << SPTE_TDP_AD_SHIFT;
+/// `SPTE_TDP_AD_DISABLED`: the SPTE is access-tracked by KVM, not by A/D bits.
+pub const SPTE_TDP_AD_DISABLED: u64 = 1 << SPTE_TDP_AD_SHIFT;
+
+/// `VMX_EPT_READABLE_MASK`.
+pub const VMX_EPT_READABLE_MASK: u64 = 0x1;
+/// `VMX_EPT_EXECUTABLE_MASK`.
+pub const VMX_EPT_EXECUTABLE_MASK: u64 = 0x4;
+/// `VMX_EPT_USER_EXECUTABLE_MASK` (MBEC).
+pub const VMX_EPT_USER_EXECUTABLE_MASK: u64 = 1 << 10;
+/// `SHADOW_ACC_TRACK_SAVED_BITS_MASK`: the R/X bits an access-tracked SPTE saves.
+pub const SHADOW_ACC_TRACK_SAVED_BITS_MASK: u64 =
+    VMX_EPT_READABLE_MASK | VMX_EPT_EXECUTABLE_MASK | VMX_EPT_USER_EXECUTABLE_MASK;
+/// `SHADOW_ACC_TRACK_SAVED_BITS_SHIFT`: where they are saved.
+pub const SHADOW_ACC_TRACK_SAVED_BITS_SHIFT: u32 = 52;
+
+/// `SHADOW_NONPRESENT_VALUE` on x86-64: bit 63 (suppresses #VE for TDX).
+pub const SHADOW_NONPRESENT_VALUE: u64 = 1 << 63;
+/// `FROZEN_SPTE`: the value a TDP MMU writer parks in an SPTE while it does a
+/// multi-step update. Nobody else may write over it.
+pub const FROZEN_SPTE: u64 = SHADOW_NONPRESENT_VALUE | 0x1a0;
+
+/// `ACC_USER_MASK` (also `ACC_USER_EXEC_MASK` for EPT with MBEC).
+pub const ACC_USER_MASK: u32 = 1 << 2;
+/// `ACC_EXEC_MASK`.
+pub const ACC_EXEC_MASK: u32 = 8;
+
+/// `PG_LEVEL_4K`.
+pub const PG_LEVEL_4K: u32 = 1;
+/// `PT64_ROOT_MAX_LEVEL`: a 5-level root.
+pub const PT64_ROOT_MAX_LEVEL: u32 = 5;
+/// `SPTE_LEVEL_BITS`: index bits per level.
+pub const SPTE_LEVEL_BITS: u32 = 9;
+/// `SPTE_ENT_PER_PAGE - 1`: mask of an index into one page table.
+pub const SPTE_INDEX_MASK: u64 = (1 << SPTE_LEVEL_BITS) - 1;
+/// `PAGE_SHIFT`.
+pub const PAGE_SHIFT: u32 = 12;
+
+/// The SPTE bits KVM chooses at run time (`shadow_*_mask` and friends in
+/// `arch/x86/kvm/mmu/spte.c`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Masks {
+    /// `shadow_nx_mask`: non-zero for NPT and shadow paging, zero for EPT.
+    pub nx: u64,
+    /// `shadow_user_mask`.
+    pub user: u64,
+    /// `shadow_xs_mask`: EPT supervisor-executable.
+    pub xs: u64,
+    /// `shadow_xu_mask`: EPT user-executable (MBEC).
+    pub xu: u64,
+    /// `shadow_mmu_writable_mask`: the software "MMU-writable" bit.
+    pub mmu_writable: u64,
+    /// `shadow_acc_track_mask`: bits cleared to access-track an SPTE.
+    pub acc_track: u64,
+    /// `shadow_accessed_mask`.
+    pub accessed: u64,
+    /// `SPTE_BASE_ADDR_MASK`: the physical address bits of an SPTE.
+    pub base_addr: u64,
+    /// `kvm_ad_enabled`: KVM uses hardware A/D bits.
+    pub ad_enabled: bool,
+}
+
+/// `is_shadow_present_pte()`.
+#[inline(always)]
+pub const fn is_shadow_present(spte: u64) -> bool {
+    spte & SPTE_MMU_PRESENT_MASK != 0
+}
+
+/// `is_large_pte()`.
+#[inline(always)]
+pub const fn is_large(spte: u64) -> bool {
+    spte & PT_PAGE_SIZE_MASK != 0
+}
+
+/// `is_last_spte()`: the SPTE maps memory rather than a lower page table.
+#[inline(always)]
+pub const fn is_last(spte: u64, level: u32) -> bool {
+    level == PG_LEVEL_4K || is_large(spte)
+}
+
+/// `is_writable_pte()`.
+#[inline(always)]
+pub const fn is_writable(spte: u64) -> bool {
+    spte & PT_WRITABLE_MASK != 0
+}
+
+/// `is_frozen_spte()`.
+#[inline(always)]
+pub const fn is_frozen(spte: u64) -> bool {
+    spte == FROZEN_SPTE
+}
+
+impl Masks {
+    /// `is_mmu_writable_spte()`: KVM may make this SPTE writable without
+    /// the MMU lock (it is write-protected only for dirty logging or access
+    /// tracking, not for shadowing).
+    #[inline(always)]
+    pub const fn is_mmu_writable(&self, spte: u64) -> bool {
+        spte & self.mmu_writable != 0
+    }
+
+    /// `spte_ad_enabled()`. Only meaningful for a shadow-present SPTE.
+    #[inline(always)]
+    pub const fn spte_ad_enabled(&self, spte: u64) -> bool {
+        spte & SPTE_TDP_AD_MASK != SPTE_TDP_AD_DISABLED
+    }
+
+    /// `is_access_track_spte()`.
+    #[inline(always)]
+    pub const fn is_access_track(&self, spte: u64) -> bool {
+        !self.spte_ad_enabled(spte) && spte & self.acc_track == 0
+    }
+
+    /// `restore_acc_track_spte()`: put back the R/X bits that access
+    /// tracking saved in the high bits.
+    #[inline(always)]
+    pub const fn restore_acc_track(&self, spte: u64) -> u64 {
+        let saved = (spte >> SHADOW_ACC_TRACK_SAVED_BITS_SHIFT) & SHADOW_ACC_TRACK_SAVED_BITS_MASK;
+        let spte = spte & !self.acc_track;
+        let spte = spte & !(SHADOW_ACC_TRACK_SAVED_BITS_MASK << SHADOW_ACC_TRACK_SAVED_BITS_SHIFT);
+        spte | saved
+    }
+
+    /// The `ACC_*` access bits a shadow-present SPTE grants, as computed by
+    /// `spte_permission_fault()`.
+    #[inline(always)]
+    pub const fn pte_access(&self, spte: u64) -> u32 {
+        // Bits 0 and 1 are ACC_READ_MASK and ACC_WRITE_MASK.
+        let mut access = (spte & (PT_PRESENT_MASK | PT_WRITABLE_MASK)) as u32;
+        if self.nx != 0 {
+            if spte & self.user != 0 {
+                access |= ACC_USER_MASK;
+            }
+            if spte & self.nx == 0 {
+                access |= ACC_EXEC_MASK;
+            }
+        } else {
+            if spte & self.xs != 0 {
+                access |= ACC_EXEC_MASK;
+            }
+            if spte & self.xu != 0 {
+                access |= ACC_USER_MASK;
+            }
+        }
+        access
+    }
+
+    /// `spte_permission_fault()`: would the faulting access still fault on
+    /// `spte`? `permissions` is the row `mmu->fmt.permissions[pfec >> 1]` of
+    /// the fault's error code (write/user/fetch bits).
+    #[inline(always)]
+    pub const fn permission_fault(&self, spte: u64, permissions: u16) -> bool {
+        if !is_shadow_present(spte) {
+            return true;
+        }
+        // pte_access() < 16, so the shift is in range.
+        (permissions >> self.pte_access(spte)) & 1 != 0
+    }
+
+    /// The physical address of the page table a non-leaf SPTE points to
+    /// (`spte_to_pfn(spte) << PAGE_SHIFT`), or `None` if `spte` at `level`
+    /// has no child table (`spte_to_child_pt()` returning NULL).
+    #[inline(always)]
+    pub const fn child_pt_pa(&self, spte: u64, level: u32) -> Option<u64> {
+        if !is_shadow_present(spte) || is_last(spte, level) {
+            return None;
+        }
+        Some(spte & self.base_addr)
+    }
+}
+
+/// `SPTE_INDEX()`: the index of `gfn`'s entry in a page table at `level`
+/// (1..=5). Wrapping shifts keep it panic-free for any guest-chosen gfn.
+#[inline(always)]
+pub const fn spte_index(gfn: u64, level: u32) -> usize {
+    let addr = gfn.wrapping_shl(PAGE_SHIFT);
+    let shift = PAGE_SHIFT.wrapping_add(level.wrapping_sub(1).wrapping_mul(SPTE_LEVEL_BITS));
+    (addr.wrapping_shr(shift) & SPTE_INDEX_MASK) as usize
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Build kvm.ko, kvm-amd.ko and kvm-intel.ko out of tree against KDIR.
+#
+#   scripts/build.sh --kdir <kernel build tree> [--clippy] [--llvm <prefix|1>] [--out <dir>]
+#
+# KVM's C is copied from KDIR's source tree into <out> (default
+# build/<kernel release>), patches/<major.minor>/ is applied to the copy,
+# rust/ and include/ are added, and Kbuild builds it with `make M=<out>`.
+# Only changed files are rewritten, so a rebuild is incremental.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+kdir="" clippy=0 llvm="" out=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kdir) kdir=$2; shift 2 ;;
+	--clippy) clippy=1; shift ;;
+	--llvm) llvm=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	*) die "build: unknown argument '$1'" ;;
+	esac
+done
+
+# --- KDIR validation: one line naming what is missing -------------------
+[ -n "$kdir" ] || die "build: no KDIR given"
+if [ "$kdir" = "$(scripts/kernel.sh --print-dir 2>/dev/null)" ] && [ ! -f "$kdir/.kvmrs-built" ]; then
+	die "build: the reference tree $kdir is not built yet: run 'make kernel' (or 'make KDIR=<your tree>')"
+fi
+[ -d "$kdir" ] || die "build: KDIR $kdir does not exist"
+kdir=$(cd "$kdir" && pwd)
+[ -f "$kdir/.config" ] && [ -f "$kdir/Makefile" ] \
+	|| die "build: KDIR $kdir is not a configured kernel build tree (no .config or Makefile)"
+[ -f "$kdir/include/config/kernel.release" ] \
+	|| die "build: KDIR $kdir has not been built (no include/config/kernel.release): run make there first"
+release=$(cat "$kdir/include/config/kernel.release")
+kver=$(echo "$release" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
+[ -d "$KVMRS_ROOT/patches/$kver" ] \
+	|| die "build: kernel $release is not supported (no patches/$kver/; supported: $(ls "$KVMRS_ROOT/patches" | tr '\n' ' '))"
+grep -qx 'CONFIG_RUST=y' "$kdir/.config" \
+	|| die "build: KDIR $kdir is built without Rust support (CONFIG_RUST is not set)"
+grep -qx 'CONFIG_KVM=m' "$kdir/.config" \
+	|| die "build: KDIR $kdir needs CONFIG_KVM=m (kvm must be a module to be replaced)"
+[ -f "$kdir/rust/libkernel.rmeta" ] \
+	|| die "build: KDIR $kdir has no Rust metadata (rust/libkernel.rmeta): build the tree's Rust crates (make there)"
+src=$kdir
+[ -e "$kdir/source" ] && src=$(cd "$kdir/source" && pwd)
+[ -d "$src/arch/x86/kvm" ] && [ -d "$src/virt/kvm" ] \
+	|| die "build: the source tree $src of KDIR has no arch/x86/kvm or virt/kvm"
+
+# The Rust compiler must be the one the tree was built with.
+want_rustc=$(sed -n 's/^CONFIG_RUSTC_VERSION=//p' "$kdir/.config")
+rustc=${RUSTC:-$RUSTC_KERNEL}
+command -v "$rustc" >/dev/null || die "build: rustc '$rustc' not found: run 'make setup' or pass RUSTC="
+have=$("$rustc" --version | awk '{print $2}' | awk -F. '{printf "%d%02d%02d", $1, $2, $3}')
+[ "$have" = "$want_rustc" ] \
+	|| die "build: $rustc is version $have but KDIR was built with rustc $want_rustc: pass RUSTC=<matching rustc>"
+bindgen=${BINDGEN:-$CARGO_BIN/bindgen}
+command -v "$bindgen" >/dev/null || die "build: bindgen not found ($bindgen): run 'make setup' or pass BINDGEN="
+
+kmake=(make -C "$kdir" RUSTC="$rustc" BINDGEN="$bindgen")
+[ -d "$RUST_LIB_SRC" ] && kmake+=(RUST_LIB_SRC="$RUST_LIB_SRC")
+if grep -qx 'CONFIG_CC_IS_CLANG=y' "$kdir/.config"; then
+	if [ -z "$llvm" ]; then
+		if [ -x "${LLVM_PREFIX}clang" ]; then llvm=$LLVM_PREFIX; else llvm=1; fi
+	fi
+	kmake+=(LLVM="$llvm")
+fi
+if [ "$clippy" = 1 ]; then
+	cd_=${CLIPPY_DRIVER:-/usr/bin/clippy-driver}
+	[ -x "$cd_" ] || die "build: clippy-driver $cd_ missing: run 'make setup' (rust-web-clippy)"
+	kmake+=(CLIPPY=1 CLIPPY_DRIVER="$cd_")
+fi
+
+# --- assemble the module tree --------------------------------------------
+out=${out:-$KVMRS_ROOT/build/$release}
+stage=$out.stage
+rm -rf "$stage"; mkdir -p "$stage/arch/x86" "$stage/virt"
+cp -a "$src/arch/x86/kvm" "$stage/arch/x86/kvm"
+cp -a "$src/virt/kvm" "$stage/virt/kvm"
+for p in "$KVMRS_ROOT/patches/$kver"/*.patch; do
+	patch -s -p1 -d "$stage" --no-backup-if-mismatch < "$p" > "$stage.patchlog" 2>&1 \
+		|| { cat "$stage.patchlog" >&2; die "build: patch $(basename "$p") does not apply to $src"; }
+done
+rm -f "$stage.patchlog"
+# Build plumbing for an M= build (not a change to KVM, so not a patch):
+# absolute include path, and virt/kvm/Makefile.kvm from the copy.
+sed -i -e 's|-I \$(srctree)/arch/x86/kvm|-I $(KBUILD_EXTMOD)/arch/x86/kvm|' \
+	-e 's|include \$(srctree)/virt/kvm/Makefile.kvm|include $(KBUILD_EXTMOD)/virt/kvm/Makefile.kvm|' \
+	-e 's|\$(srctree)/\$(src)/|$(KBUILD_EXTMOD)/arch/x86/kvm/|g' \
+	"$stage/arch/x86/kvm/Makefile"
+grep -q 'KBUILD_EXTMOD)/virt/kvm/Makefile.kvm' "$stage/arch/x86/kvm/Makefile" \
+	|| die "build: could not adapt $src/arch/x86/kvm/Makefile for an out-of-tree build"
+cp "$KVMRS_ROOT/Kbuild" "$stage/Kbuild"
+mkdir -p "$stage/rust" "$stage/include"
+cp "$KVMRS_ROOT"/rust/*.rs "$KVMRS_ROOT"/rust/Makefile.kvm_rs "$stage/rust/"
+cp "$KVMRS_ROOT"/include/*.h "$stage/include/"
+mkdir -p "$out"
+# Checksum compare: unchanged files keep their mtime, so Kbuild rebuilds
+# only what changed.
+rsync -rlc "$stage/" "$out/"
+rm -rf "$stage"
+
+step "build: modules for $release in ${out#"$KVMRS_ROOT"/} (KDIR=$kdir$([ "$clippy" = 1 ] && echo ', clippy'))"
+"${kmake[@]}" M="$out" modules || die "build: make -C $kdir M=$out modules failed (see above)"
+for m in kvm kvm-amd kvm-intel; do
+	[ -f "$out/arch/x86/kvm/$m.ko" ] || die "build: $m.ko was not produced"
+done
+ln -sfn "$release" "$KVMRS_ROOT/build/current"
+ok "build: $out/arch/x86/kvm/{kvm,kvm-amd,kvm-intel}.ko"

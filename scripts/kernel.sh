@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Build (or reuse) the reference Rust-enabled Linux 7.3 tree.
+#
+#   scripts/kernel.sh [--flavor ref|gcc|debug] [--print-dir]
+#
+# The source comes from Debian's linux-source-7.3 (trixie-backports); the
+# build goes to $KVMRS_CACHE/build/<version>-<flavor>-<key>, where the key
+# hashes the config fragments and the toolchain versions, so a second run
+# with the same inputs rebuilds nothing and a changed input gets a new tree.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+flavor=ref
+print_dir=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--flavor) flavor=$2; shift 2 ;;
+	--print-dir) print_dir=1; shift ;;
+	*) die "kernel: unknown argument '$1' (usage: kernel.sh [--flavor ref|gcc|debug] [--print-dir])" ;;
+	esac
+done
+
+fragments=("$KVMRS_ROOT/config/reference.config")
+case "$flavor" in
+ref) llvm=1 ;;
+gcc) llvm=0; fragments+=("$KVMRS_ROOT/config/gcc.config") ;;
+debug) llvm=1; fragments+=("$KVMRS_ROOT/config/debug.config") ;;
+*) die "kernel: unknown flavor '$flavor' (ref, gcc or debug)" ;;
+esac
+for f in "${fragments[@]}"; do [ -f "$f" ] || die "kernel: config fragment $f missing"; done
+
+srcdir=$KVMRS_CACHE/src/linux-source-$KVER
+toolchain() {
+	"$RUSTC_KERNEL" --version 2>/dev/null || echo "no-rustc"
+	"$CARGO_BIN/bindgen" --version 2>/dev/null || echo "no-bindgen"
+	if [ "$llvm" = 1 ]; then "${LLVM_PREFIX}clang" --version 2>/dev/null | head -1 || echo "no-clang"
+	else gcc --version | head -1; fi
+}
+key=$( { cat "${fragments[@]}"; toolchain; echo "flavor=$flavor"; } | sha256sum | cut -c1-12)
+debver_file=$KVMRS_CACHE/src/linux-source-$KVER.version
+builddir=$KVMRS_CACHE/build/$KVER-$flavor-$key
+
+if [ "$print_dir" = 1 ]; then echo "$builddir"; exit 0; fi
+
+if [ -f "$builddir/.kvmrs-built" ]; then
+	ok "kernel: reusing $builddir ($(cat "$builddir/.kvmrs-built"))"
+	exit 0
+fi
+
+[ -x "$RUSTC_KERNEL" ] || die "kernel: $RUSTC_KERNEL missing: run 'make setup' first"
+[ -x "$CARGO_BIN/bindgen" ] || die "kernel: bindgen missing: run 'make setup' first"
+mkdir -p "$KVMRS_CACHE/src" "$KVMRS_CACHE/build"
+
+if [ ! -f "$srcdir/Makefile" ]; then
+	step "kernel: downloading linux-source-$KVER (Debian trixie-backports)"
+	tmp=$(mktemp -d)
+	( cd "$tmp" && apt-get download -q "linux-source-$KVER" ) \
+		|| die "kernel: apt-get download linux-source-$KVER failed (is trixie-backports in the apt sources? run 'make setup')"
+	deb=$(ls "$tmp"/linux-source-"$KVER"_*.deb)
+	dpkg-deb -f "$deb" Version > "$debver_file"
+	step "kernel: extracting $(basename "$deb")"
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ./usr/src/linux-source-$KVER.tar.xz
+	rm -rf "$srcdir.tmp"; mkdir -p "$srcdir.tmp"
+	tar -xJf "$tmp/usr/src/linux-source-$KVER.tar.xz" -C "$srcdir.tmp" --strip-components=1
+	rm -rf "$srcdir"; mv "$srcdir.tmp" "$srcdir"; rm -rf "$tmp"
+fi
+
+kmake=(make -C "$srcdir" O="$builddir" RUSTC="$RUSTC_KERNEL" RUST_LIB_SRC="$RUST_LIB_SRC"
+	BINDGEN="$CARGO_BIN/bindgen")
+[ "$llvm" = 1 ] && kmake+=(LLVM="$LLVM_PREFIX")
+
+step "kernel: configuring $builddir (tinyconfig + ${fragments[*]##*/})"
+mkdir -p "$builddir"
+"${kmake[@]}" -s rustavailable >/dev/null || die "kernel: 'make rustavailable' says the Rust toolchain is not usable"
+"${kmake[@]}" -s tinyconfig >/dev/null || die "kernel: make tinyconfig failed"
+( cd "$builddir" && "$srcdir/scripts/kconfig/merge_config.sh" -m -O "$builddir" .config "${fragments[@]}" >/dev/null ) \
+	|| die "kernel: merge_config.sh failed"
+"${kmake[@]}" -s olddefconfig >/dev/null || die "kernel: make olddefconfig failed"
+# Every fragment option must survive olddefconfig; a dropped one means a
+# missing dependency and a reference tree that is not what we claim.
+lost=""
+while IFS= read -r line; do
+	case "$line" in CONFIG_*=*) grep -qx "$line" "$builddir/.config" || lost="$lost ${line%%=*}" ;; esac
+done < <(cat "${fragments[@]}")
+[ -z "$lost" ] || die "kernel: options dropped by olddefconfig (missing dependencies):$lost"
+
+step "kernel: building bzImage, Rust crates and modules with -j$(nproc) (6-10 min on 2 cores)"
+start=$(date +%s)
+"${kmake[@]}" -j"$(nproc)" all > "$builddir/build.log" 2>&1 \
+	|| { tail -30 "$builddir/build.log" >&2; die "kernel: build failed, log: $builddir/build.log"; }
+[ -f "$builddir/rust/kernel.o" ] || [ -n "$(ls "$builddir"/rust/libkernel.rmeta 2>/dev/null)" ] \
+	|| die "kernel: no Rust metadata in $builddir/rust after the build"
+echo "linux-source-$KVER $(cat "$debver_file") flavor=$flavor built in $(( $(date +%s) - start ))s" > "$builddir/.kvmrs-built"
+ok "kernel: built $builddir in $(( $(date +%s) - start ))s"
