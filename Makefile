@@ -17,7 +17,7 @@ TESTS ?=
 BUILD := scripts/build.sh
 
 .PHONY: all modules setup kernel load unload check check-host check-build \
-	check-errors check-vm demo bench check-debug fmt clippy clean help
+	check-errors check-vm demo fmt clippy clean help
 
 all: modules
 
@@ -32,8 +32,6 @@ help:
 	@echo '  make check-host     host-side cargo tests of the Rust logic only'
 	@echo '  make check-vm       the VM suite only (TESTS="name ..." to pick tests)'
 	@echo '  make demo           the main job: setup, kernel, modules, then dirty_log_perf_test under perf in a VM'
-	@echo '  make bench          Rust vs C vs off vs shadow MMU, deterministic (icount) VM benchmark'
-	@echo '  make check-debug    the VM suite on a debug kernel (KASAN, lockdep, PROVE_RCU)'
 	@echo '  make fmt            rustfmt the crate with the kernel tree'"'"'s .rustfmt.toml'
 	@echo '  make clean          remove build/ (the kernel cache in $$KVMRS_CACHE stays)'
 	@echo 'Variables: KDIR=<kernel build tree>  KVMRS_CACHE=$(KVMRS_CACHE)  CLIPPY=1  LLVM=<prefix or 1>'
@@ -70,12 +68,6 @@ check-vm:
 
 demo:
 	scripts/demo.sh
-
-bench:
-	scripts/bench.sh
-
-check-debug:
-	scripts/check.sh debug
 
 clean:
 	rm -rf build tools/host/target

@@ -24,7 +24,6 @@
 //! page tables they own.
 
 use crate::spte::{self, Masks, PT64_ROOT_MAX_LEVEL, PG_LEVEL_4K};
-use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 /// A period during which TDP MMU page tables are not freed, with the
@@ -73,11 +72,21 @@ pub unsafe trait Section {
 /// drop(section); // the read section ends here ...
 /// let _ = walk.sptep.read(); // ... so the SPTE pointer must not be used.
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct SptePtr<'s, S: Section> {
     ptr: NonNull<u64>,
     section: &'s S,
 }
+
+// Not derived: a derive would require `S: Copy`, but only the reference is
+// copied.
+impl<S: Section> Clone for SptePtr<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: Section> Copy for SptePtr<'_, S> {}
 
 impl<'s, S: Section> SptePtr<'s, S> {
     /// Read the SPTE once.
@@ -127,7 +136,7 @@ pub enum WalkError {
 
 /// The result of a fast-pf walk: the last SPTE visited, its level, and the
 /// value read from it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct LastSpte<'s, S: Section> {
     /// Pointer to the last SPTE visited (a leaf, or a non-present entry).
     pub sptep: SptePtr<'s, S>,
@@ -136,6 +145,14 @@ pub struct LastSpte<'s, S: Section> {
     /// Its level (`sp->role.level` of the table holding it).
     pub level: u32,
 }
+
+impl<S: Section> Clone for LastSpte<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: Section> Copy for LastSpte<'_, S> {}
 
 #[inline(always)]
 fn check_root(root: &Root, gfn: u64) -> Result<NonNull<u64>, WalkError> {

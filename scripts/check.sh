@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# `make check`: every test of kvm-rs, cheapest first.
+#
+#   scripts/check.sh [all|host|build|errors|vm] [vm test names...]
+#
+# Stages: setup (idempotent) -> host cargo tests -> reference kernel (cached)
+# -> module build with clippy + rustfmt -> bad-input errors -> VM suite
+# (tdp_mmu=Y with the Rust and the C fast path, tdp_mmu=N). Ends with a
+# table and a "N passed, N failed" line; exits non-zero on any failure.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$KVMRS_ROOT"
+
+what=${1:-all}
+shift || true
+logdir=$KVMRS_ROOT/build/logs
+mkdir -p "$logdir"
+declare -a names=() results=() times=()
+failed=0 passed=0
+
+# run <name> <command...>: run one check, log to build/logs/<name>.log.
+run() {
+	local name=$1; shift
+	local log=$logdir/$name.log start rc
+	step "check: $name"
+	start=$(date +%s)
+	"$@" > >(tee "$log") 2>&1
+	rc=$?
+	names+=("$name"); times+=("$(( $(date +%s) - start ))s")
+	if [ $rc = 0 ]; then results+=(PASS); passed=$((passed + 1))
+	else results+=("FAIL (log: $log)"); failed=$((failed + 1)); fi
+	return $rc
+}
+
+summary() {
+	echo
+	printf '%-34s %-7s %s\n' CHECK TIME RESULT
+	local i
+	for i in "${!names[@]}"; do
+		printf '%-34s %-7s %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
+	done
+	echo "check: $passed passed, $failed failed"
+	[ $failed = 0 ]
+	exit $?
+}
+
+stage_setup() {
+	run setup scripts/setup.sh || summary
+	run kernel scripts/kernel.sh || summary
+}
+
+stage_host() {
+	run host-cargo-test bash -c 'cd tools/host && cargo test --release 2>&1'
+	if [ -x tools/host/run-loom.sh ]; then
+		run host-loom tools/host/run-loom.sh
+	fi
+}
+
+stage_build() {
+	run rustfmt scripts/rustfmt.sh
+	run modules-clippy scripts/build.sh --kdir "$(scripts/kernel.sh --print-dir)" --clippy || summary
+	run modules-symbols scripts/check-modules.sh
+}
+
+stage_errors() {
+	run bad-input-errors scripts/test-errors.sh
+}
+
+# One VM run per configuration; vm.sh prints per-test results and fails on
+# any test failure or kernel splat.
+stage_vm() {
+	local targs=()
+	[ $# -gt 0 ] && targs=(--tests "$*")
+	run selftests-build scripts/selftests.sh || return
+	run vm-tdp_mmu=Y-rust scripts/vm.sh --quiet --kvm-params "tdp_mmu=Y tdp_fast_pf=rust" \
+		"${targs[@]}" --log "$logdir/guest-Y-rust.log"
+	run vm-tdp_mmu=Y-c scripts/vm.sh --quiet --kvm-params "tdp_mmu=Y tdp_fast_pf=c" \
+		"${targs[@]}" --log "$logdir/guest-Y-c.log"
+	run vm-tdp_mmu=N scripts/vm.sh --quiet --kvm-params "tdp_mmu=N" \
+		"${targs[@]}" --log "$logdir/guest-N.log"
+}
+
+case "$what" in
+all) stage_setup; stage_host; stage_build; stage_errors; stage_vm ;;
+host) stage_host ;;
+build) stage_setup; stage_build ;;
+errors) stage_errors ;;
+vm) stage_setup; stage_build; stage_vm "$@" ;;
+
+*) die "check: unknown stage '$what' (all, host, build, errors, vm)" ;;
+esac
+summary
