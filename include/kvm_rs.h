@@ -11,6 +11,7 @@
 #ifndef _KVM_RS_H
 #define _KVM_RS_H
 
+#include <linux/cache.h>
 #include <linux/types.h>
 
 struct kvm;
@@ -67,14 +68,14 @@ struct kvm_rs_fast_pf {
  * KVM's SPTE masks (arch/x86/kvm/mmu/spte.c), read by Rust on every fault
  * since the vendor module sets them after kvm.ko is loaded.
  */
-extern u64 shadow_nx_mask;
-extern u64 shadow_user_mask;
-extern u64 shadow_xs_mask;
-extern u64 shadow_xu_mask;
-extern u64 shadow_mmu_writable_mask;
-extern u64 shadow_acc_track_mask;
-extern u64 shadow_accessed_mask;
-extern bool kvm_ad_enabled;
+extern u64 __read_mostly shadow_nx_mask;
+extern u64 __read_mostly shadow_user_mask;
+extern u64 __read_mostly shadow_xs_mask;
+extern u64 __read_mostly shadow_xu_mask;
+extern u64 __read_mostly shadow_mmu_writable_mask;
+extern u64 __read_mostly shadow_acc_track_mask;
+extern u64 __read_mostly shadow_accessed_mask;
+extern bool __read_mostly kvm_ad_enabled;
 
 /* --- Implemented in Rust (rust/kvm_rs.rs) --- */
 

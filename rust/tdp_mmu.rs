@@ -23,7 +23,7 @@
 //! The kernel's section is an RCU read guard; host tests use sections over
 //! page tables they own.
 
-use crate::spte::{self, Masks, PT64_ROOT_MAX_LEVEL, PG_LEVEL_4K};
+use crate::spte::{self, Masks, PG_LEVEL_4K, PT64_ROOT_MAX_LEVEL};
 use core::ptr::NonNull;
 
 /// A period during which TDP MMU page tables are not freed, with the
@@ -182,7 +182,9 @@ fn walk_to<'s, S: Section>(
     loop {
         // spte_index() < 512 and `table` is a page of 512 SPTEs, so the
         // entry is inside the table.
-        let ptr = table.as_ptr().wrapping_add(spte::spte_index(addr_gfn, level));
+        let ptr = table
+            .as_ptr()
+            .wrapping_add(spte::spte_index(addr_gfn, level));
         // INVARIANT: `ptr` is inside a live page table of this section: the
         // root, or a table found through a shadow-present non-leaf SPTE read
         // in this section.
@@ -196,7 +198,10 @@ fn walk_to<'s, S: Section>(
         if level <= PG_LEVEL_4K {
             return Ok(LastSpte { sptep, spte, level });
         }
-        match masks.child_pt_pa(spte, level).and_then(|pa| section.table(pa)) {
+        match masks
+            .child_pt_pa(spte, level)
+            .and_then(|pa| section.table(pa))
+        {
             Some(child) => {
                 table = child;
                 level = level.wrapping_sub(1);

@@ -51,7 +51,7 @@ src=$kdir
 want_rustc=$(sed -n 's/^CONFIG_RUSTC_VERSION=//p' "$kdir/.config")
 rustc=${RUSTC:-$RUSTC_KERNEL}
 command -v "$rustc" >/dev/null || die "build: rustc '$rustc' not found: run 'make setup' or pass RUSTC="
-have=$("$rustc" --version | awk '{print $2}' | awk -F. '{printf "%d%02d%02d", $1, $2, $3}')
+have=$("$rustc" --version | awk '{print $2}' | awk -F. '{printf "%d", $1 * 100000 + $2 * 100 + $3}')
 [ "$have" = "$want_rustc" ] \
 	|| die "build: $rustc is version $have but KDIR was built with rustc $want_rustc: pass RUSTC=<matching rustc>"
 bindgen=${BINDGEN:-$CARGO_BIN/bindgen}

@@ -78,10 +78,17 @@ mkdir -p "$builddir"
 "${kmake[@]}" -s olddefconfig >/dev/null || die "kernel: make olddefconfig failed"
 # Every fragment option must survive olddefconfig; a dropped one means a
 # missing dependency and a reference tree that is not what we claim.
-lost=""
+declare -A want=()
 while IFS= read -r line; do
-	case "$line" in CONFIG_*=*) grep -qx "$line" "$builddir/.config" || lost="$lost ${line%%=*}" ;; esac
+	case "$line" in
+	CONFIG_*=*) want[${line%%=*}]=$line ;;
+	"# CONFIG_"*" is not set") opt=${line#\# }; want[${opt%% *}]="" ;;
+	esac
 done < <(cat "${fragments[@]}")
+lost=""
+for opt in "${!want[@]}"; do
+	[ -z "${want[$opt]}" ] || grep -qx "${want[$opt]}" "$builddir/.config" || lost="$lost $opt"
+done
 [ -z "$lost" ] || die "kernel: options dropped by olddefconfig (missing dependencies):$lost"
 
 step "kernel: building bzImage, Rust crates and modules with -j$(nproc) (6-10 min on 2 cores)"
@@ -92,3 +99,7 @@ start=$(date +%s)
 	|| die "kernel: no Rust metadata in $builddir/rust after the build"
 echo "linux-source-$KVER $(cat "$debver_file") flavor=$flavor built in $(( $(date +%s) - start ))s" > "$builddir/.kvmrs-built"
 ok "kernel: built $builddir in $(( $(date +%s) - start ))s"
+# Trees of this flavor built from older inputs are stale: drop them (0.5 GB each).
+for old in "$KVMRS_CACHE/build/$KVER-$flavor-"*; do
+	[ "$old" = "$builddir" ] || [ ! -d "$old" ] || { step "kernel: removing stale $old"; rm -rf "$old"; }
+done

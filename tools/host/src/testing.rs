@@ -1,6 +1,8 @@
 //! Page tables in host memory for tests, and a [`Section`] over them.
 
-use crate::spte::{self, Masks, PT_PAGE_SIZE_MASK, PT_PRESENT_MASK, PT_WRITABLE_MASK, SPTE_MMU_PRESENT_MASK};
+use crate::spte::{
+    self, Masks, PT_PAGE_SIZE_MASK, PT_PRESENT_MASK, PT_WRITABLE_MASK, SPTE_MMU_PRESENT_MASK,
+};
 use crate::tdp_mmu::{Root, Section};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -71,11 +73,13 @@ pub struct HostSection<'t> {
 // (`Tables` frees them only on drop, which the borrow prevents), and the
 // accesses are `AtomicU64` operations.
 unsafe impl Section for HostSection<'_> {
+    #[inline(always)]
     unsafe fn load(&self, sptep: NonNull<u64>) -> u64 {
         // SAFETY: the caller's pointer is into a live `Table` of atomics.
         unsafe { AtomicU64::from_ptr(sptep.as_ptr()) }.load(Ordering::Relaxed)
     }
 
+    #[inline(always)]
     unsafe fn cmpxchg(&self, sptep: NonNull<u64>, old: u64, new: u64) -> Result<(), u64> {
         // SAFETY: as in `load()`.
         unsafe { AtomicU64::from_ptr(sptep.as_ptr()) }
@@ -83,6 +87,7 @@ unsafe impl Section for HostSection<'_> {
             .map(|_| ())
     }
 
+    #[inline(always)]
     fn table(&self, pa: u64) -> Option<NonNull<u64>> {
         NonNull::new(pa as *mut u64)
     }
@@ -91,7 +96,10 @@ unsafe impl Section for HostSection<'_> {
 impl Tables {
     /// An empty tree with a root of `level` (4 or 5).
     pub fn new(level: u32) -> Self {
-        Tables { tables: vec![Table::new()], level }
+        Tables {
+            tables: vec![Table::new()],
+            level,
+        }
     }
 
     /// The root, as the walk takes it.
@@ -129,7 +137,8 @@ impl Tables {
                 let t = Table::new();
                 let pa = Self::table_ptr(&t);
                 self.tables.push(t);
-                let non_leaf = pa | SPTE_MMU_PRESENT_MASK | PT_PRESENT_MASK | PT_WRITABLE_MASK | (1 << 2);
+                let non_leaf =
+                    pa | SPTE_MMU_PRESENT_MASK | PT_PRESENT_MASK | PT_WRITABLE_MASK | (1 << 2);
                 self.tables[idx].0[i].store(non_leaf, Ordering::Relaxed);
                 self.tables.len() - 1
             };
@@ -141,7 +150,10 @@ impl Tables {
 
     /// A root of these tables with `kvm_gfn_root_bits()` = `gfn_bits`.
     pub fn root_with_gfn_bits(&self, gfn_bits: u64) -> Root {
-        Root { gfn_bits, ..self.root() }
+        Root {
+            gfn_bits,
+            ..self.root()
+        }
     }
 
     /// The level of the root.
@@ -164,7 +176,11 @@ impl Tables {
     /// Map `gfn` with a leaf SPTE at `level` holding `spte` (PT_PAGE_SIZE is
     /// added above 4K).
     pub fn map(&mut self, gfn: u64, level: u32, spte: u64) {
-        let v = if level > 1 { spte | PT_PAGE_SIZE_MASK } else { spte };
+        let v = if level > 1 {
+            spte | PT_PAGE_SIZE_MASK
+        } else {
+            spte
+        };
         self.slot(gfn, level).store(v, Ordering::Relaxed);
     }
 }
