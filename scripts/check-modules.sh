@@ -17,18 +17,20 @@ echo "kvm.ko vermagic: $vermagic"
 t "vermagic is KDIR's release ($release)" '[ "${vermagic%% *}" = "$release" ]'
 syms=$(nm "$ko")
 for s in kvm_rs_tdp_fast_page_fault kvm_rs_tdp_get_walk kvm_rs_init; do
-	t "kvm.ko defines $s (Rust)" 'printf "%s\n" "$syms" | grep -q " T $s\$"'
+	t "kvm.ko defines $s (Rust)" 'grep -q " T $s\$" <<<"$syms"'
 done
-t "kvm.ko defines kvm_rs_trace_fast_page_fault (C)" 'printf "%s\n" "$syms" | grep -q " T kvm_rs_trace_fast_page_fault$"'
-t "kvm.ko has the tdp_fast_pf parameter" 'modinfo -F parm "$ko" | grep -q "^tdp_fast_pf:"'
+t "kvm.ko defines kvm_rs_trace_fast_page_fault (C)" 'grep -q " T kvm_rs_trace_fast_page_fault$" <<<"$syms"'
+parms=$(modinfo -F parm "$ko")
+t "kvm.ko has the tdp_fast_pf parameter" 'grep -q "^tdp_fast_pf:" <<<"$parms"'
 for m in kvm-amd kvm-intel; do
 	t "$m.ko built for $release" '[ "$(modinfo -F vermagic build/$release/arch/x86/kvm/$m.ko | cut -d" " -f1)" = "$release" ]'
 done
 dis=$(objdump -d --no-show-raw-insn "$ko" | awk '/<kvm_rs_tdp_fast_page_fault>:/,/^$/')
-t "the Rust fast path contains a lock cmpxchg" 'printf "%s\n" "$dis" | grep -q "lock cmpxchg"'
+t "the Rust fast path contains a lock cmpxchg" 'grep -q "lock cmpxchg" <<<"$dis"'
 if grep -qx 'CONFIG_RUST_INLINE_HELPERS=y' "$kdir/.config"; then
+	relocs=$(objdump -dr "$ko" | awk '/<kvm_rs_tdp_fast_page_fault>:/,/^$/')
 	t "no out-of-line rust_helper_* call in the Rust fast path (RUST_INLINE_HELPERS)" \
-		'! objdump -dr "$ko" | awk "/<kvm_rs_tdp_fast_page_fault>:/,/^\$/" | grep -q rust_helper_'
+		'[ -n "$relocs" ] && ! grep -q rust_helper_ <<<"$relocs"'
 fi
 echo "modules: $pass passed, $fail failed"
 [ $fail = 0 ]
