@@ -30,6 +30,12 @@ struct kvm_memory_slot;
 #define KVM_RS_RET_PF_FIXED	5
 #define KVM_RS_RET_PF_SPURIOUS	6
 
+/* kvm.tdp_fast_pf_diff: what kvm_rs_diff_report() reports. */
+#define KVM_RS_DIFF_OK		0	/* one snapshot checked, no mismatch */
+#define KVM_RS_DIFF_DECISION	1	/* C and Rust decide differently */
+#define KVM_RS_DIFF_WALK	2	/* C and Rust walks end at different SPTEs */
+#define KVM_RS_DIFF_NR		3
+
 /* Levels of a TDP root (PT64_ROOT_MAX_LEVEL) and get_walk's array size. */
 #define KVM_RS_ROOT_MAX_LEVEL	5
 
@@ -62,6 +68,8 @@ struct kvm_rs_fast_pf {
 	bool write;
 	/* fault->slot && kvm_slot_dirty_track_enabled(fault->slot). */
 	bool slot_dirty_tracked;
+	/* kvm.tdp_fast_pf_diff: check each decision and walk against the C. */
+	bool differential;
 };
 
 /*
@@ -104,6 +112,18 @@ int kvm_rs_init(int impl);
 void kvm_rs_trace_fast_page_fault(struct kvm_vcpu *vcpu,
 				  struct kvm_page_fault *fault, u64 *sptep,
 				  u64 old_spte, int ret);
+
+/*
+ * kvm.tdp_fast_pf_diff (differential mode), called inside the RCU read
+ * section: the C decision on a snapshot (RET_PF_*; *new_spte is set for
+ * RET_PF_FIXED), the C walk (kvm_tdp_mmu_fast_pf_get_last_sptep()), and the
+ * report of one check (KVM_RS_DIFF_*), counted in debugfs.
+ */
+int kvm_rs_c_fast_pf_decide(const struct kvm_rs_fast_pf *pf, u64 spte,
+			    int level, u64 *new_spte);
+u64 *kvm_rs_c_fast_pf_walk(const struct kvm_rs_fast_pf *pf, u64 *spte);
+void kvm_rs_diff_report(const struct kvm_rs_fast_pf *pf, int what, u64 spte,
+			int rust_ret, u64 rust_val, int c_ret, u64 c_val);
 
 /* virt/kvm/kvm_main.c */
 void mark_page_dirty_in_slot(struct kvm *kvm,

@@ -134,7 +134,22 @@ pub fn fast_page_fault<'s, S: Section>(
     masks: &Masks,
     root: &Root,
     fault: &Fault,
+    mark_dirty: impl FnMut(),
+) -> Outcome<'s, S> {
+    fast_page_fault_observed(section, masks, root, fault, mark_dirty, |_, _| {})
+}
+
+/// [`fast_page_fault`], calling `observe` with every snapshot and the
+/// decision taken on it, before acting on it (the differential mode checks
+/// them against the C).
+#[inline(always)]
+pub fn fast_page_fault_observed<'s, S: Section>(
+    section: &'s S,
+    masks: &Masks,
+    root: &Root,
+    fault: &Fault,
     mut mark_dirty: impl FnMut(),
+    mut observe: impl FnMut(&LastSpte<'s, S>, &Decision),
 ) -> Outcome<'s, S> {
     let mut retries: u32 = 0;
     loop {
@@ -149,7 +164,9 @@ pub fn fast_page_fault<'s, S: Section>(
                 }
             }
         };
-        let result = match decide(masks, fault, walk.spte, walk.level) {
+        let decision = decide(masks, fault, walk.spte, walk.level);
+        observe(&walk, &decision);
+        let result = match decision {
             Decision::GiveUp => FastPfResult::Invalid,
             Decision::Spurious => FastPfResult::Spurious,
             Decision::Fix(new_spte) => {

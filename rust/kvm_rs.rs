@@ -165,12 +165,19 @@ pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -
         slot_dirty_tracked: pf.slot_dirty_tracked,
     };
     let section = RcuSection::new(pf.root.page_offset);
-    let outcome = fast_pf::fast_page_fault(&section, &masks, &root, &fault, || {
+    let mark_dirty = || {
         // SAFETY: `kvm` and `slot` are the fault's (see `# Safety`);
         // mark_page_dirty_in_slot() may be called under RCU without mmu_lock,
         // as the C fast path does.
         unsafe { bindings::mark_page_dirty_in_slot(pf.kvm, pf.slot, pf.gfn) }
-    });
+    };
+    let outcome = if pf.differential {
+        fast_pf::fast_page_fault_observed(&section, &masks, &root, &fault, mark_dirty, |last, d| {
+            differential_check(pf, &section, &masks, &root, last, d)
+        })
+    } else {
+        fast_pf::fast_page_fault(&section, &masks, &root, &fault, mark_dirty)
+    };
     let ret = match outcome.result {
         FastPfResult::Invalid => RET_PF_INVALID,
         FastPfResult::Fixed => RET_PF_FIXED,
@@ -214,6 +221,77 @@ pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -
     }
     drop(section);
     ret
+}
+
+/// `kvm.tdp_fast_pf_diff`: check one snapshot's decision, and the walk that
+/// found it, against KVM's C, and report the result to C (counted in
+/// debugfs, a mismatch warned about once with both values).
+#[inline(never)]
+fn differential_check(
+    pf: &kvm_rs_fast_pf,
+    section: &RcuSection,
+    masks: &Masks,
+    root: &Root,
+    last: &tdp_mmu::LastSpte<'_, RcuSection>,
+    decision: &fast_pf::Decision,
+) {
+    let (rust_ret, rust_new) = match *decision {
+        fast_pf::Decision::GiveUp => (RET_PF_INVALID, 0),
+        fast_pf::Decision::Spurious => (RET_PF_SPURIOUS, 0),
+        fast_pf::Decision::Fix(new_spte) => (RET_PF_FIXED, new_spte),
+    };
+    // `level` <= 5.
+    let level = last.level as c_int;
+    let mut c_new = 0;
+    // SAFETY: `pf` is the caller's valid fault description and we are
+    // inside its RCU read section; `c_new` is a valid out pointer.
+    let c_ret = unsafe { bindings::kvm_rs_c_fast_pf_decide(pf, last.spte, level, &mut c_new) };
+    let c_new = if c_ret == RET_PF_FIXED { c_new } else { 0 };
+    let report = |what: u32, rust_ret: c_int, rust_val: u64, c_ret: c_int, c_val: u64| {
+        // SAFETY: as above; the report only counts and prints.
+        unsafe {
+            bindings::kvm_rs_diff_report(
+                pf,
+                what as c_int,
+                last.spte,
+                rust_ret,
+                rust_val,
+                c_ret,
+                c_val,
+            )
+        }
+    };
+    if (rust_ret, rust_new) != (c_ret, c_new) {
+        report(
+            bindings::KVM_RS_DIFF_DECISION,
+            rust_ret,
+            rust_new,
+            c_ret,
+            c_new,
+        );
+    }
+    let c_walk = || {
+        let mut spte = 0;
+        // SAFETY: inside the RCU read section, the C walk's contract.
+        unsafe { bindings::kvm_rs_c_fast_pf_walk(pf, &mut spte) }
+    };
+    if c_walk() != last.sptep.as_ptr() {
+        // A zap between the two walks can legitimately move the last SPTE;
+        // only a difference that a fresh pair of walks reproduces counts.
+        if let Ok(again) = tdp_mmu::fast_pf_get_last_sptep(section, masks, root, pf.gfn) {
+            let c_ptr = c_walk();
+            if c_ptr != again.sptep.as_ptr() {
+                report(
+                    bindings::KVM_RS_DIFF_WALK,
+                    0,
+                    again.sptep.as_ptr() as u64,
+                    0,
+                    c_ptr as u64,
+                );
+            }
+        }
+    }
+    report(bindings::KVM_RS_DIFF_OK, rust_ret, rust_new, c_ret, c_new);
 }
 
 /// Entry point replacing `kvm_tdp_mmu_get_walk()`; see `include/kvm_rs.h`.

@@ -59,7 +59,7 @@ hash=$( { echo "${STOCK_TARGETS[*]}"; gcc --version | head -1;
 	for f in "$ours_dir"/*.c "$ours_dir"/*.h "$ours_dir"/Makefile; do
 		[ -e "$f" ] && { echo "== $(basename "$f")"; cat "$f"; }
 	done; } | sha256sum | cut -c1-12)
-base=$KVMRS_CACHE/selftests/$kver${debver:+-$debver}
+base=$KVMRS_CACHE/selftests/${debver:-$kver}
 bindir=$base/bin-$hash
 
 if [ "$print_dir" = 1 ]; then echo "$bindir"; exit 0; fi

@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# Run KVM tests in a QEMU TCG guest (AMD SVM + NPT emulated) booting the
+# reference kernel with the kvm modules under test.
+#
+#   scripts/vm.sh [options]
+#
+# Options:
+#   --kdir DIR          kernel build tree (default: scripts/kernel.sh --print-dir);
+#                       boots DIR/arch/x86/boot/bzImage
+#   --modules DIR|stock directory with kvm.ko kvm-amd.ko (kvm-intel.ko);
+#                       default: build/current/arch/x86/kvm if it has kvm.ko,
+#                       else the tree's stock modules (KDIR/arch/x86/kvm, noted)
+#   --kvm-params "..."  kvm.ko parameters, e.g. "tdp_mmu=N tdp_fast_pf=c"
+#   --amd-params "..."  kvm-amd.ko parameters
+#   --tests ARG         a test list file ("<name> <guest command>" per line),
+#                       or names / shell globs picked from --suite (space or
+#                       comma separated); default: all of --suite
+#   --suite FILE        default list (tools/vm/suite.list)
+#   --cmd "COMMAND"     run one ad-hoc guest command as test "cmd" (repeatable,
+#                       "name=COMMAND" names it)
+#   --perf              run every test under kvmrs-perf-count (perf record
+#                       -e kvmmmu:fast_page_fault, counts printed per test)
+#   --timeout S         wall-clock limit for the whole VM (default: 900); a
+#                       hung guest is killed and its running test is TIMEOUT
+#   --test-timeout S    per-test limit inside the guest (guest seconds, 600)
+#   --icount            deterministic mode for benchmarks: -icount
+#                       shift=0,sleep=off -seed 1, fixed RTC, -smp 1
+#   --smp N             guest CPUs (default 2; 1 with --icount)
+#   --mem SIZE          guest memory (default 2G)
+#   --log PATH          serial log (default build/vm/<time>.log)
+#   --quiet             do not echo the guest console, progress lines only
+#   --verbose           echo the whole guest console
+#
+# Output: progress lines, a PASS/FAIL/SKIP/TIMEOUT table with wall and guest
+# times, the log path.  Exit status 0 only if every test passed or skipped,
+# the guest finished (KVMRS-DONE) and the log has no kernel splat.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+kdir="" moddir="" kvm_params="" amd_params="" tests_arg="" log=""
+suite=$KVMRS_ROOT/tools/vm/suite.list
+timeout=900 test_timeout=600 icount=0 smp="" mem=2G perf=0 verbose=0 quiet=0
+cmds=()
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kdir) kdir=$2; shift 2 ;;
+	--modules) moddir=$2; shift 2 ;;
+	--kvm-params|--params) kvm_params=$2; shift 2 ;;
+	--amd-params) amd_params=$2; shift 2 ;;
+	--tests) tests_arg=$2; shift 2 ;;
+	--suite) suite=$2; shift 2 ;;
+	--cmd) cmds+=("$2"); shift 2 ;;
+	--perf) perf=1; shift ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--test-timeout) test_timeout=$2; shift 2 ;;
+	--icount) icount=1; shift ;;
+	--smp) smp=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--log) log=$2; shift 2 ;;
+	--verbose) verbose=1; shift ;;
+	--quiet) quiet=1; shift ;;
+	-h|--help) usage 0 ;;
+	*) echo "vm: unknown argument '$1'" >&2; usage 1 ;;
+	esac
+done
+[[ "$timeout" =~ ^[0-9]+$ ]] || die "vm: --timeout wants seconds"
+[[ "$test_timeout" =~ ^[0-9]+$ ]] || die "vm: --test-timeout wants seconds"
+if [ -z "$smp" ]; then if [ "$icount" = 1 ]; then smp=1; else smp=2; fi; fi
+[ "$icount" = 1 ] && [ "$smp" != 1 ] && die "vm: --icount needs --smp 1 (one vCPU thread, deterministic)"
+
+command -v qemu-system-x86_64 >/dev/null || die "vm: qemu-system-x86_64 missing (run 'make setup')"
+[ -x /bin/busybox ] && file -b /bin/busybox | grep -q static || die "vm: a static /bin/busybox is needed (busybox-static)"
+
+# ---- kernel and modules ---------------------------------------------------
+[ -n "$kdir" ] || kdir=$("$KVMRS_ROOT/scripts/kernel.sh" --print-dir)
+bzimage=$kdir/arch/x86/boot/bzImage
+[ -f "$bzimage" ] || die "vm: no kernel image $bzimage (build it: scripts/kernel.sh)"
+[ -f "$kdir/include/config/kernel.release" ] || die "vm: $kdir is not a built kernel tree"
+release=$(cat "$kdir/include/config/kernel.release")
+
+mods_label=""
+if [ -z "$moddir" ]; then
+	if [ -f "$KVMRS_ROOT/build/current/arch/x86/kvm/kvm.ko" ]; then
+		moddir=$KVMRS_ROOT/build/current/arch/x86/kvm; mods_label=kvm-rs
+	else
+		moddir=$kdir/arch/x86/kvm; mods_label=stock
+		echo "vm: note: $KVMRS_ROOT/build/current/arch/x86/kvm/kvm.ko not built: using the stock modules of $kdir" >&2
+	fi
+elif [ "$moddir" = stock ]; then
+	moddir=$kdir/arch/x86/kvm; mods_label=stock
+else
+	mods_label=$moddir
+fi
+moddir=$(cd "$moddir" 2>/dev/null && pwd) || die "vm: module directory $moddir does not exist"
+for m in kvm kvm-amd; do
+	[ -f "$moddir/$m.ko" ] || die "vm: $moddir/$m.ko missing"
+	vm_magic=$(modinfo -F vermagic "$moddir/$m.ko" | awk '{print $1}')
+	[ "$vm_magic" = "$release" ] || die "vm: $moddir/$m.ko is for kernel '$vm_magic', the VM boots '$release' ($kdir)"
+done
+
+# ---- test list ------------------------------------------------------------
+work=$(mktemp -d /tmp/kvmrs-vm.XXXXXX)
+qpid=""
+cleanup() {
+	if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then kill "$qpid" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+list=$work/tests.list
+strip_list() { grep -v -E '^[[:space:]]*(#|$)' "$1" | sed -E 's/^[[:space:]]+//' || true; }
+if [ -n "$tests_arg" ] && [ -f "$tests_arg" ]; then
+	strip_list "$tests_arg" > "$list"
+elif [ -n "$tests_arg" ]; then
+	[ -f "$suite" ] || die "vm: suite $suite missing"
+	: > "$list"
+	for pat in ${tests_arg//,/ }; do
+		found=0
+		while read -r name rest; do
+			# shellcheck disable=SC2254 # glob match on purpose
+			case "$name" in $pat) echo "$name $rest" >> "$list"; found=1 ;; esac
+		done < <(strip_list "$suite")
+		[ "$found" = 1 ] || die "vm: no test '$pat' in $suite (names: $(strip_list "$suite" | awk '{print $1}' | tr '\n' ' '))"
+	done
+elif [ ${#cmds[@]} -eq 0 ]; then
+	[ -f "$suite" ] || die "vm: suite $suite missing"
+	strip_list "$suite" > "$list"
+else
+	: > "$list"
+fi
+i=0
+for c in "${cmds[@]}"; do
+	i=$((i + 1))
+	if [[ "$c" =~ ^([A-Za-z0-9_.+-]+)=(.*)$ ]]; then echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}" >> "$list"
+	else echo "cmd$([ $i -gt 1 ] && echo $i) $c" >> "$list"; fi
+done
+[ -s "$list" ] || die "vm: no tests selected"
+if [ "$perf" = 1 ]; then
+	awk '{ n = $1; $1 = ""; print n " kvmrs-perf-count" $0 }' "$list" > "$list.perf" && mv "$list.perf" "$list"
+fi
+dups=$(awk '{print $1}' "$list" | sort | uniq -d | tr '\n' ' ')
+[ -z "$dups" ] || die "vm: duplicate test names: $dups"
+mapfile -t test_names < <(awk '{print $1}' "$list")
+
+# ---- initramfs --------------------------------------------------------------
+# Base part (cached): busybox, bash, perf + libraries, selftests, tools/vm.
+# Per-run part: modules, load scripts, env, test list.  The kernel unpacks
+# concatenated newc archives; both stay uncompressed (decompressing tens of
+# MB under TCG costs seconds, the extra size costs nothing).
+stdir=$("$KVMRS_ROOT/scripts/selftests.sh" | tail -1) || die "vm: building the selftests failed"
+[ -d "$stdir" ] || die "vm: selftests dir $stdir missing"
+
+perf_bin=""
+for p in /usr/bin/perf_* /usr/lib/linux-tools*/perf /usr/bin/perf; do
+	[ -f "$p" ] && file -b "$p" | grep -q ELF && { perf_bin=$p; break; }
+done
+[ -n "$perf_bin" ] || echo "vm: note: no perf ELF binary found (linux-perf): kvmrs-perf-count will not work" >&2
+
+base_key=$( { echo "$stdir"; ls -l --time-style=+%s "$stdir" /bin/busybox /bin/bash ${perf_bin:+"$perf_bin"};
+	cat "$KVMRS_ROOT"/tools/vm/init "$KVMRS_ROOT"/tools/vm/kvmrs-*; cat "$0"; } | sha256sum | cut -c1-12)
+base_cpio=$KVMRS_CACHE/vm/base-$base_key.cpio
+
+copy_with_libs() {	# <binary> <root>: the binary at its path plus ldd's libraries
+	local bin=$1 root=$2 lib
+	mkdir -p "$root$(dirname "$bin")"
+	cp -L "$bin" "$root$bin"
+	for lib in $(ldd "$bin" 2>/dev/null | awk '/=> \//{print $3} /^[[:space:]]*\/[^ ]*ld-linux/{print $1}'); do
+		[ -e "$root$lib" ] && continue
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+}
+
+if [ ! -f "$base_cpio" ]; then
+	step "vm: building the base initramfs $base_cpio"
+	root=$work/base
+	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib64,proc,sys,dev,tmp,run,etc,kvmrs/bin,kvmrs/tools}
+	cp /bin/busybox "$root/bin/busybox"
+	ln -s busybox "$root/bin/sh"
+	ln -s ../../bin/busybox "$root/usr/bin/env"
+	copy_with_libs /bin/bash "$root"
+	if [ -n "$perf_bin" ]; then
+		copy_with_libs "$perf_bin" "$root"
+		[ "$perf_bin" = /usr/bin/perf ] || ln -sf "$perf_bin" "$root/usr/bin/perf"
+	fi
+	# merged-/usr hosts: ldd says /lib/x86_64-linux-gnu; make /usr/lib see it too
+	if [ -d "$root/lib/x86_64-linux-gnu" ] && [ ! -e "$root/usr/lib/x86_64-linux-gnu" ]; then
+		mkdir -p "$root/usr/lib"; ln -s ../../lib/x86_64-linux-gnu "$root/usr/lib/x86_64-linux-gnu"
+	fi
+	cp "$stdir"/* "$root/kvmrs/bin/"
+	strip --strip-debug "$root"/kvmrs/bin/*_test* 2>/dev/null || true
+	cp "$KVMRS_ROOT"/tools/vm/init "$root/init"
+	cp "$KVMRS_ROOT"/tools/vm/kvmrs-* "$root/kvmrs/tools/"
+	chmod +x "$root/init" "$root"/kvmrs/tools/*
+	echo "root:x:0:0:root:/tmp:/bin/sh" > "$root/etc/passwd"
+	echo "root:x:0:" > "$root/etc/group"
+	mkdir -p "$KVMRS_CACHE/vm"
+	rm -f "$KVMRS_CACHE"/vm/base-*.cpio
+	( cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 ) > "$base_cpio.tmp" \
+		|| die "vm: cpio failed"
+	mv "$base_cpio.tmp" "$base_cpio"
+	rm -rf "$root"
+	ok "vm: base initramfs $(du -h "$base_cpio" | cut -f1)"
+fi
+
+run=$work/run
+mkdir -p "$run/kvmrs/modules" "$run/kvmrs/scripts"
+for m in kvm kvm-amd kvm-intel; do [ -f "$moddir/$m.ko" ] && cp "$moddir/$m.ko" "$run/kvmrs/modules/"; done
+# Modules kvm.ko depends on (irqbypass when CONFIG_IRQ_BYPASS_MANAGER=m):
+# taken from the tree, loaded by kvmrs-load before kvm.ko (insmod does no
+# dependency resolution).
+mkdir -p "$run/kvmrs/deps"
+for dep in $(modinfo -F depends "$moddir/kvm.ko" "$moddir/kvm-amd.ko" | tr ',' '\n' | sort -u); do
+	case "$dep" in kvm|kvm-amd|kvm_amd|"") continue ;; esac
+	f=$(find "$kdir" -name "$dep.ko" -o -name "${dep//_/-}.ko" | head -1)
+	[ -n "$f" ] || die "vm: kvm.ko needs module '$dep', not found in $kdir"
+	cp "$f" "$run/kvmrs/deps/"
+	echo "$(basename "$f")" >> "$run/kvmrs/deps/order"
+done
+# load.sh refuses a module dir without kvm-intel.ko; only kvm-amd runs here
+[ -f "$run/kvmrs/modules/kvm-intel.ko" ] || cp "$run/kvmrs/modules/kvm-amd.ko" "$run/kvmrs/modules/kvm-intel.ko"
+if [ -f "$KVMRS_ROOT/scripts/load.sh" ]; then
+	cp "$KVMRS_ROOT/scripts/load.sh" "$KVMRS_ROOT/scripts/lib.sh" "$run/kvmrs/scripts/"
+fi
+cp "$list" "$run/kvmrs/tests.list"
+{
+	printf 'KVM_PARAMS=%q\n' "$kvm_params"
+	printf 'AMD_PARAMS=%q\n' "$amd_params"
+	printf 'TEST_TIMEOUT=%q\n' "$test_timeout"
+} > "$run/kvmrs/env"
+( cd "$run" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 ) > "$work/run.cpio"
+cat "$base_cpio" "$work/run.cpio" > "$work/initrd.cpio"
+
+# ---- boot -------------------------------------------------------------------
+if [ -z "$log" ]; then
+	mkdir -p "$KVMRS_ROOT/build/vm"
+	log=$KVMRS_ROOT/build/vm/$(date +%Y%m%d-%H%M%S)-$$.log
+fi
+mkdir -p "$(dirname "$log")"
+: > "$log"
+qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp "$smp" -m "$mem"
+	-nographic -no-reboot -nic none
+	-kernel "$bzimage" -initrd "$work/initrd.cpio"
+	-append "console=ttyS0 panic=-1 oops=panic rdinit=/init")
+[ "$icount" = 1 ] && qemu+=(-icount shift=0,sleep=off -seed 1 -rtc base=2026-01-01T00:00:00,clock=vm)
+# oops=panic: an oops in a test would otherwise leave a half-dead guest;
+# the splat is in the log either way.
+
+step "vm: kernel $release, modules $mods_label ($moddir), kvm params '${kvm_params}' amd params '${amd_params}'"
+step "vm: ${#test_names[@]} tests, smp=$smp mem=$mem icount=$icount timeout=${timeout}s, log $log"
+t0=$(date +%s.%N)
+timeout --signal=KILL "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1 &
+qpid=$!
+
+times=$work/times
+: > "$times"
+elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+# Live progress: follow the log until QEMU exits.
+tail -n +1 -F --pid="$qpid" "$log" 2>/dev/null | while IFS= read -r line; do
+	line=${line//$'\r'/}
+	case "$line" in
+	*KVMRS-BOOTED*) echo "[$(elapsed)s] booted: ${line#*KVMRS-BOOTED }" ;;
+	*KVMRS-PARAMS*) echo "[$(elapsed)s] ${line#*KVMRS-}" ;;
+	*KVMRS-LOAD-FAILED*) echo "[$(elapsed)s] module load FAILED" ;;
+	*KVMRS-TEST-BEGIN*)
+		set -- ${line#*KVMRS-TEST-BEGIN }
+		echo "$1 begin $(elapsed)" >> "$times"
+		echo "[$(elapsed)s] start $1" ;;
+	*KVMRS-TEST-END*)
+		set -- ${line#*KVMRS-TEST-END }
+		echo "$1 end $(elapsed)" >> "$times"
+		echo "[$(elapsed)s] end   $1 $2" ;;
+	*KVMRS-PERF*) echo "[$(elapsed)s]       ${line#*KVMRS-}" ;;
+	*KVMRS-DONE*) echo "[$(elapsed)s] guest done" ;;
+	*)
+		if [ "$verbose" = 1 ]; then echo "  | $line"
+		elif [ "$quiet" = 0 ]; then
+			case "$line" in
+			*"not ok"*|*"==== Test Assertion Failure"*|*WARNING:*|*BUG:*|*Oops*|*"Call Trace:"*|*"Kernel panic"*|*KASAN*|*UBSAN*|*"Iteration 2 dirty memory time"*|*"# Totals"*|*kvmrs-load:*|*"load: "*)
+				echo "  | $line" ;;
+			esac
+		fi ;;
+	esac
+done || true
+set +e
+wait "$qpid"; qrc=$?
+set -e
+qpid=""
+wall=$(elapsed)
+
+# ---- verdict ----------------------------------------------------------------
+timed_out=0
+if [ "$qrc" = 137 ] || [ "$qrc" = 124 ]; then timed_out=1; fi
+tr -d '\r' < "$log" > "$work/log"
+done_seen=0; grep -q 'KVMRS-DONE' "$work/log" && done_seen=1
+splat_re='WARNING:|BUG:|Oops|general protection|lockdep|possible recursive locking|suspicious RCU usage|RCU stall|rcu_.*detected stall|detected stalls on CPU|KASAN|UBSAN|Call Trace:|[Kk]ernel panic'
+splats=$(grep -nE "$splat_re" "$work/log" | grep -v -E 'KVMRS-|^[0-9]+:\+ ' | head -20 || true)
+
+printf '\n%-26s %-8s %9s %9s  %s\n' TEST RESULT "WALL(s)" "GUEST(s)" NOTE
+failed=0
+for name in "${test_names[@]}"; do
+	endl=$(grep -m1 "KVMRS-TEST-END $name rc=" "$work/log" || true)
+	begl=$(grep -m1 "KVMRS-TEST-BEGIN $name guest_time=" "$work/log" || true)
+	wb=$(awk -v n="$name" '$1 == n && $2 == "begin" {print $3; exit}' "$times")
+	we=$(awk -v n="$name" '$1 == n && $2 == "end" {print $3; exit}' "$times")
+	w="-"; [ -n "$wb" ] && [ -n "$we" ] && w=$(awk -v a="$wb" -v b="$we" 'BEGIN{printf "%.1f", b-a}')
+	g="-"; note=""
+	if [ -n "$endl" ]; then
+		rc=$(sed -E 's/.*rc=([0-9]+).*/\1/' <<< "$endl")
+		gb=$(sed -E 's/.*guest_time=([0-9.]+).*/\1/' <<< "$begl")
+		ge=$(sed -E 's/.*guest_time=([0-9.]+).*/\1/' <<< "$endl")
+		g=$(awk -v a="$gb" -v b="$ge" 'BEGIN{printf "%.1f", b-a}')
+		case "$rc" in
+		0) res=PASS ;;
+		4) res=SKIP ;;
+		137) res=TIMEOUT; note="killed after ${test_timeout}s guest time (or OOM)"; failed=1 ;;
+		*) res=FAIL; note="rc=$rc"; failed=1 ;;
+		esac
+		# per-test perf counts, if any
+		p=$(awk -v b="KVMRS-TEST-BEGIN $name " -v e="KVMRS-TEST-END $name " \
+			'index($0, b) {on=1} on && /KVMRS-PERF/ {sub(/.*KVMRS-PERF /, ""); print} index($0, e) {on=0}' "$work/log" | tail -1)
+		[ -n "$p" ] && note="$note perf: $p"
+	elif [ -n "$begl" ]; then
+		if [ "$timed_out" = 1 ]; then res=TIMEOUT; note="VM killed after ${timeout}s wall"
+		else res=CRASH; note="guest died during the test"; fi
+		failed=1
+	else
+		res=NOT-RUN; failed=1
+	fi
+	printf '%-26s %-8s %9s %9s  %s\n' "$name" "$res" "$w" "$g" "$note"
+done
+echo
+echo "vm: total wall time ${wall}s; guest log: $log"
+status=0
+if grep -q KVMRS-LOAD-FAILED "$work/log"; then
+	echo "vm: FAILED: the modules did not load (see the log)" >&2; status=1
+fi
+if [ "$timed_out" = 1 ]; then
+	echo "vm: FAILED: the guest hung: killed after ${timeout}s" >&2; status=1
+elif [ "$done_seen" = 0 ]; then
+	echo "vm: FAILED: the guest stopped without KVMRS-DONE (qemu rc=$qrc; panic?)" >&2; status=1
+fi
+if [ -n "$splats" ]; then
+	echo "vm: FAILED: kernel splat in the guest log:" >&2
+	echo "$splats" | sed 's/^/  /' >&2
+	status=1
+fi
+[ "$failed" = 1 ] && status=1
+if [ "$status" = 0 ]; then ok "vm: all ${#test_names[@]} tests passed"; else echo "vm: FAILED" >&2; fi
+exit $status
