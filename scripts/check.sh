@@ -59,6 +59,7 @@ stage_host() {
 stage_build() {
 	run rustfmt scripts/rustfmt.sh
 	run checkpatch scripts/checkpatch.sh
+	run docs scripts/check-docs.sh
 	run modules-clippy scripts/build.sh --kdir "$(scripts/kernel.sh --print-dir)" --clippy || summary
 	run modules-symbols scripts/check-modules.sh
 }

@@ -55,7 +55,30 @@ if grep -qw svm /proc/cpuinfo; then vendor=kvm-amd; vparams=$amd_params
 elif grep -qw vmx /proc/cpuinfo; then vendor=kvm-intel; vparams=$intel_params
 else die "load: this CPU has neither SVM nor VMX: KVM cannot run here"; fi
 
+# Check the parameters before unloading anything, so that a typo changes
+# nothing: every name must be a parameter of the module, and the values of
+# the ones kvm-rs adds must be valid.
+check_params() { # <module.ko> <params>
+	local ko=$1 known kv k v
+	known=$(modinfo -F parm "$ko" | sed 's/:.*//')
+	for kv in $2; do
+		k=${kv%%=*} v=${kv#*=}
+		grep -qx "$k" <<<"$known" || die "load: $(basename "$ko") has no parameter '$k' (nothing was changed)"
+		case "$k=$v" in
+		tdp_fast_pf=rust|tdp_fast_pf=c|tdp_fast_pf=off) ;;
+		tdp_fast_pf=*) die "load: invalid tdp_fast_pf '$v': expected rust, c or off (nothing was changed)" ;;
+		tdp_mmu=[YyNn01]|tdp_fast_pf_diff=[YyNn01]) ;;
+		tdp_mmu=*|tdp_fast_pf_diff=*) die "load: invalid $k '$v': expected Y or N (nothing was changed)" ;;
+		esac
+	done
+}
+check_params "$moddir/kvm.ko" "$params"
+check_params "$moddir/$vendor.ko" "$vparams"
+
 unload_kvm
+# kvm.ko needs irqbypass (and whatever else modules.dep of the running kernel
+# says); modprobe finds them, or the insmod below fails with "Unknown symbol".
+modprobe -q irqbypass 2>/dev/null || true
 # shellcheck disable=SC2086 # parameters are split on purpose
 if ! insmod "$moddir/kvm.ko" $params 2>/tmp/kvmrs-insmod.err; then
 	dmesg | tail -3 >&2
