@@ -60,7 +60,9 @@ else die "load: this CPU has neither SVM nor VMX: KVM cannot run here"; fi
 # the ones kvm-rs adds must be valid.
 check_params() { # <module.ko> <params>
 	local ko=$1 known kv k v
-	known=$(modinfo -F parm "$ko" | sed 's/:.*//')
+	# The .modinfo strings of the module (works without modules.dep,
+	# unlike busybox's modinfo): "parmtype=<name>:..." or "parm=<name>:..." per parameter.
+	known=$(tr '\0' '\n' < "$ko" | sed -n 's/^parm\(type\)\{0,1\}=\([^:]*\):.*/\2/p' | sort -u)
 	for kv in $2; do
 		k=${kv%%=*} v=${kv#*=}
 		grep -qx "$k" <<<"$known" || die "load: $(basename "$ko") has no parameter '$k' (nothing was changed)"
