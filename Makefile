@@ -32,6 +32,8 @@ help:
 	@echo '  make check-host     host-side cargo tests of the Rust logic only'
 	@echo '  make check-vm       the VM suite only (TESTS="name ..." to pick tests)'
 	@echo '  make demo           the main job: setup, kernel, modules, then dirty_log_perf_test under perf in a VM'
+	@echo '  make bench          Rust vs C vs off vs shadow MMU, deterministic (icount) VM benchmark, table + CSV + PNG'
+	@echo '  make check-debug    the VM suite on a debug kernel (KASAN, lockdep, PROVE_RCU), differential mode on'
 	@echo '  make fmt            rustfmt the crate with the kernel tree'"'"'s .rustfmt.toml'
 	@echo '  make clean          remove build/ (the kernel cache in $$KVMRS_CACHE stays)'
 	@echo 'Variables: KDIR=<kernel build tree>  KVMRS_CACHE=$(KVMRS_CACHE)  CLIPPY=1  LLVM=<prefix or 1>'
@@ -68,6 +70,12 @@ check-vm:
 
 demo:
 	scripts/demo.sh
+
+bench:
+	scripts/bench.sh
+
+check-debug:
+	scripts/check-debug.sh
 
 clean:
 	rm -rf build tools/host/target
