@@ -171,6 +171,8 @@ set -e
 	echo "command: scripts/bench.sh $orig_args"
 	echo "wall: ${wall}s, runs: $ntests, vm.sh rc=$vm_rc, report rc=$rep_rc"
 	echo "kernel: $(grep -m1 -a -o 'KVMRS-BOOTED.*' "$log" | tr -d '\r')"
+	echo "modules: $(grep -m1 -o 'modules [^,]*' "$out/vm.txt" || true)"
+	echo "git: $(git -C "$KVMRS_ROOT" describe --always --dirty 2>/dev/null || echo n/a)"
 	grep -a -o 'KVMRS-PARAMS.*' "$log" | tr -d '\r'
 } > "$out/run.txt"
 echo "guest log: $log"
