@@ -299,7 +299,7 @@ splat_re='WARNING:|BUG:|Oops|general protection|lockdep|possible recursive locki
 splats=$(grep -nE "$splat_re" "$work/log" | grep -v -E 'KVMRS-|^[0-9]+:\+ ' | head -20 || true)
 
 printf '\n%-26s %-8s %9s %9s  %s\n' TEST RESULT "WALL(s)" "GUEST(s)" NOTE
-failed=0
+failed=0 npass=0 nskip=0 nfail=0
 for name in "${test_names[@]}"; do
 	endl=$(grep -m1 "KVMRS-TEST-END $name rc=" "$work/log" || true)
 	begl=$(grep -m1 "KVMRS-TEST-BEGIN $name guest_time=" "$work/log" || true)
@@ -330,6 +330,7 @@ for name in "${test_names[@]}"; do
 		res=NOT-RUN; failed=1
 	fi
 	printf '%-26s %-8s %9s %9s  %s\n' "$name" "$res" "$w" "$g" "$note"
+	case "$res" in PASS) npass=$((npass + 1)) ;; SKIP) nskip=$((nskip + 1)) ;; *) nfail=$((nfail + 1)) ;; esac
 done
 echo
 echo "vm: total wall time ${wall}s; guest log: $log"
@@ -348,5 +349,6 @@ if [ -n "$splats" ]; then
 	status=1
 fi
 [ "$failed" = 1 ] && status=1
-if [ "$status" = 0 ]; then ok "vm: all ${#test_names[@]} tests passed"; else echo "vm: FAILED" >&2; fi
+echo "vm: $npass passed, $nfail failed, $nskip skipped"
+if [ "$status" = 0 ]; then ok "vm: no failure, no kernel report"; else echo "vm: FAILED" >&2; fi
 exit $status
