@@ -75,6 +75,7 @@ stage_vm() {
 	local targs=()
 	[ $# -gt 0 ] && targs=(--tests "$*")
 	run selftests-build scripts/selftests.sh || return
+	run vm-runner-goes-red scripts/test-vm-runner.sh
 	run vm-tdp_mmu=Y-rust scripts/vm.sh --quiet --kvm-params "tdp_mmu=Y tdp_fast_pf=rust" \
 		"${targs[@]}" --log "$logdir/guest-Y-rust.log"
 	run vm-tdp_mmu=Y-c scripts/vm.sh --quiet --kvm-params "tdp_mmu=Y tdp_fast_pf=c" \
