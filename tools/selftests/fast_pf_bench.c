@@ -60,13 +60,12 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
+#include "kvmrs_util.h"
+
 #define BENCH_SLOT	1
 #define BENCH_GVA	0xc0000000ULL	/* as memstress: clear of the test code */
 #define BENCH_MAX_VCPUS	64
 
-#define PARAM_MODE	"/sys/module/kvm/parameters/tdp_fast_pf"
-#define PARAM_TDP_MMU	"/sys/module/kvm/parameters/tdp_mmu"
-#define KVMRS_STATS	"/sys/kernel/debug/kvm_rs/fast_pf_stats"
 
 /* ---- guest ------------------------------------------------------------- */
 
@@ -164,48 +163,6 @@ static void *vcpu_thread(void *arg)
 }
 
 /* ---- host helpers ---------------------------------------------------------- */
-
-static bool read_file_str(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return false;
-	buf[n] = 0;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = 0;
-	return true;
-}
-
-/* "rust", "c", "off", or "stock" when kvm.ko has no such parameter */
-static void fast_pf_mode(char *buf, size_t len)
-{
-	char *b, *e;
-
-	if (!read_file_str(PARAM_MODE, buf, len)) {
-		snprintf(buf, len, "stock");
-		return;
-	}
-	b = strchr(buf, '[');		/* tolerate "[rust] c off" */
-	e = b ? strchr(b, ']') : NULL;
-	if (b && e) {
-		*e = 0;
-		memmove(buf, b + 1, strlen(b + 1) + 1);
-	}
-}
-
-static bool tdp_mmu_enabled(void)
-{
-	char buf[16];
-
-	return read_file_str(PARAM_TDP_MMU, buf, sizeof(buf)) &&
-	       (buf[0] == 'Y' || buf[0] == 'y' || buf[0] == '1');
-}
 
 /* kvm_rs counters: "key value" lines, read leniently (any keys). */
 #define RS_MAX 32

@@ -43,15 +43,15 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
+#include "kvmrs_util.h"
+
 #define TEST_SLOT	1
 #define TEST_GPA	0x40000000ULL	/* 1 GiB: 2M aligned */
 #define TEST_GVA	TEST_GPA
 #define PG_SIZE		4096ULL
 #define HPAGE_PAGES	512ULL
 
-#define PARAM_MODE	"/sys/module/kvm/parameters/tdp_fast_pf"
 #define PARAM_EAGER	"/sys/module/kvm/parameters/eager_page_split"
-#define KVMRS_STATS	"/sys/kernel/debug/kvm_rs/fast_pf_stats"
 #define TRACEFS		"/sys/kernel/tracing"
 #define TRACE_EVENT_EN	TRACEFS "/events/kvmmmu/fast_page_fault/enable"
 
@@ -98,60 +98,6 @@ static void guest_code(void)
 
 static u64 opt_npages = 4096;
 static int opt_rounds = 40;
-
-static bool read_file_str(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return false;
-	buf[n] = 0;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = 0;
-	return true;
-}
-
-static bool write_file_str(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return false;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n == (ssize_t)strlen(val);
-}
-
-/* "rust", "c", "off", or "stock" when the module has no such parameter. */
-static const char *fast_pf_mode(char *buf, size_t len)
-{
-	char *b, *e;
-
-	if (!read_file_str(PARAM_MODE, buf, len))
-		return "stock";
-	/* tolerate an enum-style "[rust] c off" rendering */
-	b = strchr(buf, '[');
-	e = b ? strchr(b, ']') : NULL;
-	if (b && e) {
-		*e = 0;
-		memmove(buf, b + 1, strlen(b + 1) + 1);
-	}
-	return buf;
-}
-
-static bool tdp_mmu_enabled(void)
-{
-	char buf[16];
-
-	return read_file_str("/sys/module/kvm/parameters/tdp_mmu", buf, sizeof(buf)) &&
-	       (buf[0] == 'Y' || buf[0] == 'y' || buf[0] == '1');
-}
 
 enum { RS_RUST_FIXED, RS_RUST_SPURIOUS, RS_RUST_INVALID, RS_C_FIXED,
        RS_C_SPURIOUS, RS_C_INVALID, RS_OFF_INVALID, RS_NR };
