@@ -10,7 +10,7 @@
 
 use core::ptr::NonNull;
 use kernel::ffi::c_int;
-use kernel::sync::atomic::{Atomic, Full, Relaxed};
+use kernel::sync::atomic::{Atomic, AtomicFlag, Full, Relaxed};
 use kernel::sync::rcu;
 
 pub mod fast_pf;
@@ -53,6 +53,17 @@ macro_rules! check_ffi_signature {
             };
         };
     };
+}
+
+/// `WARN_ON_ONCE(true)`: a full warning the first time this call site is
+/// reached, nothing after.
+macro_rules! warn_on_once {
+    () => {{
+        static WARNED: AtomicFlag = AtomicFlag::new(false);
+        if !WARNED.xchg(true, Relaxed) {
+            kernel::warn_on!(true);
+        }
+    }};
 }
 
 check_ffi_signature!(kvm_rs_tdp_fast_page_fault);
@@ -205,7 +216,7 @@ pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -
             // The C WARNs when the vCPU has no valid root and then hands a
             // NULL sptep to the tracepoint, which dereferences it. Warn the
             // same way, and trace a pointer to a frozen value instead.
-            kernel::warn_on!(true);
+            warn_on_once!();
             let mut frozen = spte::FROZEN_SPTE;
             // SAFETY: as above; `frozen` outlives the call.
             unsafe {
@@ -318,7 +329,7 @@ pub unsafe extern "C" fn kvm_rs_tdp_get_walk(
         Ok(level) => level as c_int,
         // tdp_iter_start() warns once in these cases; so do we.
         Err(_) => {
-            kernel::warn_on!(true);
+            warn_on_once!();
             -1
         }
     }
