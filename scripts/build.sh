@@ -72,6 +72,7 @@ if [ "$clippy" = 1 ]; then
 fi
 
 # --- assemble the module tree --------------------------------------------
+[ -n "$out" ] && out=$(mkdir -p "$out" && cd "$out" && pwd)
 out=${out:-$KVMRS_ROOT/build/$release}
 stage=$out.stage
 rm -rf "$stage"; mkdir -p "$stage/arch/x86" "$stage/virt"
@@ -105,5 +106,7 @@ step "build: modules for $release in ${out#"$KVMRS_ROOT"/} (KDIR=$kdir$([ "$clip
 for m in kvm kvm-amd kvm-intel; do
 	[ -f "$out/arch/x86/kvm/$m.ko" ] || die "build: $m.ko was not produced"
 done
-ln -sfn "$release" "$KVMRS_ROOT/build/current"
+# build/current: the default output of the last default build (what
+# `make load`, the VM runner and the demo pick up).
+[ "$out" = "$KVMRS_ROOT/build/$release" ] && ln -sfn "$release" "$KVMRS_ROOT/build/current"
 ok "build: $out/arch/x86/kvm/{kvm,kvm-amd,kvm-intel}.ko"
