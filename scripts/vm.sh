@@ -295,7 +295,7 @@ timed_out=0
 if [ "$qrc" = 137 ] || [ "$qrc" = 124 ]; then timed_out=1; fi
 tr -d '\r' < "$log" > "$work/log"
 done_seen=0; grep -q 'KVMRS-DONE' "$work/log" && done_seen=1
-splat_re='WARNING:|BUG:|Oops|general protection|lockdep|possible recursive locking|suspicious RCU usage|RCU stall|rcu_.*detected stall|detected stalls on CPU|KASAN|UBSAN|Call Trace:|[Kk]ernel panic'
+splat_re='WARNING:|BUG:|Oops|general protection|lockdep is turned off|DEBUG_LOCKS_WARN_ON|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|RCU stall|rcu_.*detected stall|detected stalls on CPU|KASAN:|UBSAN:|Call Trace:|[Kk]ernel panic'
 splats=$(grep -nE "$splat_re" "$work/log" | grep -v -E 'KVMRS-|^[0-9]+:\+ ' | head -20 || true)
 
 printf '\n%-26s %-8s %9s %9s  %s\n' TEST RESULT "WALL(s)" "GUEST(s)" NOTE
