@@ -167,6 +167,39 @@ fn root_of(root: &kvm_rs_root) -> Root {
 pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -> c_int {
     // SAFETY: the caller passes a valid pointer (see `# Safety`).
     let pf = unsafe { &*pf };
+    if pf.differential {
+        return tdp_fast_page_fault_differential(pf);
+    }
+    // The default path: `observe` does nothing and compiles to nothing.
+    tdp_fast_page_fault(pf, |_, _, _, _, _, _| {})
+}
+
+/// The fast path with `kvm.tdp_fast_pf_diff=Y`, kept out of line so that the
+/// default path does not pay for it.
+#[cold]
+#[inline(never)]
+fn tdp_fast_page_fault_differential(pf: &kvm_rs_fast_pf) -> c_int {
+    tdp_fast_page_fault(pf, differential_check)
+}
+
+/// The body of [`kvm_rs_tdp_fast_page_fault`]: one RCU read section around
+/// the fast-pf loop and the tracepoint. `observe` sees every snapshot and
+/// decision (the differential mode).
+#[inline(always)]
+fn tdp_fast_page_fault(
+    pf: &kvm_rs_fast_pf,
+    mut observe: impl FnMut(
+        &kvm_rs_fast_pf,
+        &RcuSection,
+        &Masks,
+        &Root,
+        &tdp_mmu::LastSpte<'_, RcuSection>,
+        &fast_pf::Decision,
+    ),
+) -> c_int {
+    let section = RcuSection::new(pf.root.page_offset);
+    // Read after taking the lock, so that the compiler can load the masks
+    // where they are used instead of across the lock.
     let masks = masks(&pf.root);
     let root = root_of(&pf.root);
     let fault = fast_pf::Fault {
@@ -175,20 +208,20 @@ pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -
         permissions: pf.permissions,
         slot_dirty_tracked: pf.slot_dirty_tracked,
     };
-    let section = RcuSection::new(pf.root.page_offset);
     let mark_dirty = || {
-        // SAFETY: `kvm` and `slot` are the fault's (see `# Safety`);
-        // mark_page_dirty_in_slot() may be called under RCU without mmu_lock,
-        // as the C fast path does.
+        // SAFETY: `kvm` and `slot` are the fault's (see `# Safety` of the
+        // entry point); mark_page_dirty_in_slot() may be called under RCU
+        // without mmu_lock, as the C fast path does.
         unsafe { bindings::mark_page_dirty_in_slot(pf.kvm, pf.slot, pf.gfn) }
     };
-    let outcome = if pf.differential {
-        fast_pf::fast_page_fault_observed(&section, &masks, &root, &fault, mark_dirty, |last, d| {
-            differential_check(pf, &section, &masks, &root, last, d)
-        })
-    } else {
-        fast_pf::fast_page_fault(&section, &masks, &root, &fault, mark_dirty)
-    };
+    let outcome = fast_pf::fast_page_fault_observed(
+        &section,
+        &masks,
+        &root,
+        &fault,
+        mark_dirty,
+        |last, d| observe(pf, &section, &masks, &root, last, d),
+    );
     let ret = match outcome.result {
         FastPfResult::Invalid => RET_PF_INVALID,
         FastPfResult::Fixed => RET_PF_FIXED,
