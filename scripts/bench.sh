@@ -28,6 +28,9 @@
 #   --no-shadow      skip the tdp_mmu=N reload and its runs
 #   --no-trace       skip the traced runs
 #   --modules DIR    passed to scripts/vm.sh (default: build/current/...)
+#   --kdir DIR       kernel tree to boot, passed to scripts/vm.sh (default:
+#                    the reference tree); e.g. the gcc-built flavor with the
+#                    modules built against it
 #   --out DIR        output directory (default build/bench/<timestamp>)
 #   --quick          --reps 1 --rows v1-64M (a smoke run, about 1 minute)
 #
@@ -40,7 +43,7 @@ set -euo pipefail
 
 orig_args="$*"
 reps=5 rows_arg="v1-64M,v1-64M-thp,v2-32M-o" arms_arg="rust,c,off" shadow=1 trace=1
-moddir="" out=""
+moddir="" out="" kdir=""
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
 	--no-shadow) shadow=0; shift ;;
 	--no-trace) trace=0; shift ;;
 	--modules) moddir=$2; shift 2 ;;
+	--kdir) kdir=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--quick) reps=1; rows_arg=v1-64M; shift ;;
 	-h|--help) usage 0 ;;
@@ -136,6 +140,7 @@ step "bench: $ntests runs (${#rows[@]} rows x arms ${arms[*]}$([ "$shadow" = 1 ]
 t0=$(date +%s)
 vm_args=(--icount --quiet --tests "$list" --log "$log" --timeout "$vm_timeout")
 [ -n "$moddir" ] && vm_args+=(--modules "$moddir")
+[ -n "$kdir" ] && vm_args+=(--kdir "$kdir")
 done_n=0
 figure() {	# iteration-2 line of one test from the live log
 	awk -v b="KVMRS-TEST-BEGIN $1 " -v e="KVMRS-TEST-END $1 " '
