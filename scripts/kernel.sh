@@ -54,6 +54,7 @@ mkdir -p "$KVMRS_CACHE/src" "$KVMRS_CACHE/build"
 if [ ! -f "$srcdir/Makefile" ]; then
 	step "kernel: downloading linux-source-$KVER (Debian trixie-backports)"
 	tmp=$(mktemp -d)
+	chmod 755 "$tmp"  # so that apt's _apt user can write the download
 	( cd "$tmp" && apt-get download -q "linux-source-$KVER" ) \
 		|| die "kernel: apt-get download linux-source-$KVER failed (is trixie-backports in the apt sources? run 'make setup')"
 	deb=$(ls "$tmp"/linux-source-"$KVER"_*.deb)
