@@ -36,7 +36,8 @@ toolchain() {
 	if [ "$llvm" = 1 ]; then "${LLVM_PREFIX}clang" --version 2>/dev/null | head -1 || echo "no-clang"
 	else gcc --version | head -1; fi
 }
-key=$( { cat "${fragments[@]}"; toolchain; echo "flavor=$flavor"; } | sha256sum | cut -c1-12)
+# The key covers what the options are, not how they are commented.
+key=$( { grep -h -E '^CONFIG_|^# CONFIG_.* is not set' "${fragments[@]}"; toolchain; echo "flavor=$flavor"; } | sha256sum | cut -c1-12)
 debver_file=$KVMRS_CACHE/src/linux-source-$KVER.version
 builddir=$KVMRS_CACHE/build/$KVER-$flavor-$key
 
