@@ -214,7 +214,7 @@ for m in kvm kvm-amd kvm-intel; do [ -f "$moddir/$m.ko" ] && cp "$moddir/$m.ko" 
 mkdir -p "$run/kvmrs/deps"
 for dep in $(modinfo -F depends "$moddir/kvm.ko" "$moddir/kvm-amd.ko" | tr ',' '\n' | sort -u); do
 	case "$dep" in kvm|kvm-amd|kvm_amd|"") continue ;; esac
-	f=$(find "$kdir" -name "$dep.ko" -o -name "${dep//_/-}.ko" | head -1)
+	f=$(find -H "$kdir" -name "$dep.ko" -o -name "${dep//_/-}.ko" | head -1)
 	[ -n "$f" ] || die "vm: kvm.ko needs module '$dep', not found in $kdir"
 	cp "$f" "$run/kvmrs/deps/"
 	echo "$(basename "$f")" >> "$run/kvmrs/deps/order"
