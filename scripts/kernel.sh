@@ -5,7 +5,8 @@
 #
 # The source comes from Debian's linux-source-7.3 (trixie-backports); the
 # build goes to $KVMRS_CACHE/build/<version>-<flavor>-<key>, where the key
-# hashes the config fragments and the toolchain versions, so a second run
+# hashes the options the config fragments set (not their comments) and the
+# toolchain versions, so a second run
 # with the same inputs rebuilds nothing and a changed input gets a new tree.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
