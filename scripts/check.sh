@@ -32,12 +32,50 @@ run() {
 	return $rc
 }
 
+# failure_lines <log>: the lines of a failing check's log that explain it:
+# for a VM run, the failing tests' verdicts, assertions and kernel reports
+# (with the guest log's failing test output); otherwise the log's tail.
+failure_lines() {
+	local log=$1 glog
+	[ -f "$log" ] || { echo "(no log)"; return; }
+	if grep -q '^vm: total wall time' "$log"; then
+		grep -E ' (FAIL|TIMEOUT|CRASH|NOT-RUN) |^vm: FAILED|^  [0-9]+:' "$log" | head -20
+		glog=$(sed -nE 's/^vm: total wall time .*; guest log: (.*)$/\1/p' "$log" | tail -1)
+		if [ -n "$glog" ] && [ -f "$glog" ]; then
+			echo "guest log $glog, failing tests' output (last lines each):"
+			tr -d '\r' < "$glog" | awk '
+				/KVMRS-TEST-BEGIN/ { n = 0; delete buf; next }
+				/KVMRS-TEST-END/ {
+					if ($0 !~ / rc=(0|4)( |$)/) {
+						print "  " $0
+						for (i = (n > 12 ? n - 12 : 0); i < n; i++) print "  | " buf[i]
+					}
+					next
+				}
+				{ buf[n++] = $0 }'
+		fi
+	else
+		tail -n 15 "$log"
+	fi
+}
+
 summary() {
 	echo
 	printf '%-34s %-7s %s\n' CHECK TIME RESULT
 	local i
 	for i in "${!names[@]}"; do
 		printf '%-34s %-7s %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
+	done
+	# CI shows the end of the output: repeat what failed, with the lines of
+	# each failing log that say why, right before the verdict.
+	for i in "${!names[@]}"; do
+		case "${results[$i]}" in
+		FAIL*)
+			echo
+			echo "--- ${names[$i]}: why it failed ($logdir/${names[$i]}.log) ---"
+			failure_lines "$logdir/${names[$i]}.log"
+			;;
+		esac
 	done
 	echo "check: $passed passed, $failed failed"
 	[ $failed = 0 ]
@@ -76,12 +114,13 @@ stage_vm() {
 	[ $# -gt 0 ] && targs=(--tests "$*")
 	run selftests-build scripts/selftests.sh || return
 	run vm-runner-goes-red scripts/test-vm-runner.sh
-	run vm-tdp_mmu=Y-rust scripts/vm.sh --quiet --kvm-params "tdp_mmu=Y tdp_fast_pf=rust" \
-		"${targs[@]}" --log "$logdir/guest-Y-rust.log"
-	run vm-tdp_mmu=Y-c scripts/vm.sh --quiet --kvm-params "tdp_mmu=Y tdp_fast_pf=c" \
-		"${targs[@]}" --log "$logdir/guest-Y-c.log"
-	run vm-tdp_mmu=N scripts/vm.sh --quiet --kvm-params "tdp_mmu=N" \
-		"${targs[@]}" --log "$logdir/guest-N.log"
+	# <check name suffix>:<kvm module parameters>
+	local cfg
+	for cfg in "Y-rust:tdp_mmu=Y tdp_fast_pf=rust" "Y-c:tdp_mmu=Y tdp_fast_pf=c" \
+		"N:tdp_mmu=N"; do
+		run "vm-tdp_mmu=${cfg%%:*}" scripts/vm.sh --quiet --kvm-params "${cfg#*:}" \
+			"${targs[@]}" --log "$logdir/guest-${cfg%%:*}.log"
+	done
 }
 
 case "$what" in
