@@ -16,7 +16,7 @@ shift || true
 logdir=$KVMRS_ROOT/build/logs
 mkdir -p "$logdir"
 declare -a names=() results=() times=()
-failed=0 passed=0
+failed=0 passed=0 flaky=0
 
 # run <name> <command...>: run one check, log to build/logs/<name>.log.
 run() {
@@ -24,8 +24,8 @@ run() {
 	local log=$logdir/$name.log start rc
 	step "check: $name"
 	start=$(date +%s)
-	"$@" > >(tee "$log") 2>&1
-	rc=$?
+	"$@" 2>&1 | tee "$log"	# a pipeline: the log is complete when it ends
+	rc=${PIPESTATUS[0]}
 	names+=("$name"); times+=("$(( $(date +%s) - start ))s")
 	if [ $rc = 0 ]; then results+=(PASS); passed=$((passed + 1))
 	else results+=("FAIL (log: $log)"); failed=$((failed + 1)); fi
@@ -75,9 +75,14 @@ summary() {
 			echo "--- ${names[$i]}: why it failed ($logdir/${names[$i]}.log) ---"
 			failure_lines "$logdir/${names[$i]}.log"
 			;;
+		*FLAKY*)
+			echo
+			echo "--- ${names[$i]}: FLAKY, why its first run failed ($logdir/${names[$i]}-first.log) ---"
+			failure_lines "$logdir/${names[$i]}-first.log"
+			;;
 		esac
 	done
-	echo "check: $passed passed, $failed failed"
+	echo "check: $passed passed ($flaky flaky: passed on a rerun of the failing tests), $failed failed"
 	[ $failed = 0 ]
 	exit $?
 }
@@ -110,17 +115,40 @@ stage_errors() {
 # One VM run per configuration; vm.sh prints per-test results and fails on
 # any test failure or kernel splat.
 stage_vm() {
-	local targs=()
+	local targs=() suite=()
 	[ $# -gt 0 ] && targs=(--tests "$*")
+	# a list file given as the tests is also where a rerun picks its tests
+	[ $# = 1 ] && [ -f "$1" ] && suite=(--suite "$1")
 	run selftests-build scripts/selftests.sh || return
 	run vm-runner-goes-red scripts/test-vm-runner.sh
 	# <check name suffix>:<kvm module parameters>
-	local cfg
+	local cfg name
 	for cfg in "Y-rust:tdp_mmu=Y tdp_fast_pf=rust" "Y-c:tdp_mmu=Y tdp_fast_pf=c" \
 		"N:tdp_mmu=N"; do
-		run "vm-tdp_mmu=${cfg%%:*}" scripts/vm.sh --quiet --kvm-params "${cfg#*:}" \
-			"${targs[@]}" --log "$logdir/guest-${cfg%%:*}.log"
+		name=vm-tdp_mmu=${cfg%%:*}
+		run "$name" scripts/vm.sh --quiet --kvm-params "${cfg#*:}" \
+			"${targs[@]}" --log "$logdir/guest-${cfg%%:*}.log" ||
+			rerun_failed_tests "$name" "$logdir/guest-${cfg%%:*}-rerun.log" \
+				--kvm-params "${cfg#*:}" "${suite[@]}"
 	done
+}
+
+# rerun_failed_tests <check> <rerun guest log> [vm.sh options]: when a VM
+# run's only problem is failing tests, scripts/vm-rerun.sh runs them once
+# more in a fresh VM; if they all pass there the check passes and is
+# reported as FLAKY, with the first run's failure, in the table and before
+# the verdict. A kernel report, a hang or a crash is never retried.
+rerun_failed_tests() {
+	local check=$1 log=$2
+	shift 2
+	cp "$logdir/$check.log" "$logdir/$check-first.log"
+	scripts/vm-rerun.sh "$logdir/$check-first.log" "$log" "$@" 2>&1 |
+		tee "$logdir/$check-rerun.log"
+	[ "${PIPESTATUS[0]}" = 0 ] || return 1
+	local last=$(( ${#results[@]} - 1 ))
+	results[last]="PASS, FLAKY: $(sed -n 's/^vm-rerun: FLAKY: \(.*\) failed once.*/\1/p' \
+		"$logdir/$check-rerun.log") failed once (logs: $logdir/$check-first.log, $log)"
+	failed=$((failed - 1)); passed=$((passed + 1)); flaky=$((flaky + 1))
 }
 
 case "$what" in
