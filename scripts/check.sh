@@ -77,8 +77,8 @@ summary() {
 			;;
 		*FLAKY*)
 			echo
-			echo "--- ${names[$i]}: FLAKY, why its first run failed ($logdir/${names[$i]}-first.log) ---"
-			failure_lines "$logdir/${names[$i]}-first.log"
+			echo "--- ${names[$i]}: FLAKY, why its first run failed ($logdir/${names[$i]}.log) ---"
+			failure_lines "$logdir/${names[$i]}.log"
 			;;
 		esac
 	done
@@ -141,13 +141,10 @@ stage_vm() {
 rerun_failed_tests() {
 	local check=$1 log=$2
 	shift 2
-	cp "$logdir/$check.log" "$logdir/$check-first.log"
-	scripts/vm-rerun.sh "$logdir/$check-first.log" "$log" "$@" 2>&1 |
-		tee "$logdir/$check-rerun.log"
+	scripts/vm-rerun.sh "$logdir/$check.log" "$log" "$@" 2>&1 | tee "$logdir/$check-rerun.log"
 	[ "${PIPESTATUS[0]}" = 0 ] || return 1
 	local last=$(( ${#results[@]} - 1 ))
-	results[last]="PASS, FLAKY: $(sed -n 's/^vm-rerun: FLAKY: \(.*\) failed once.*/\1/p' \
-		"$logdir/$check-rerun.log") failed once (logs: $logdir/$check-first.log, $log)"
+	results[last]="PASS, FLAKY:$(sed -n 's/^vm: rerunnable://p' "$logdir/$check.log") failed once (logs: $logdir/$check.log, $log)"
 	failed=$((failed - 1)); passed=$((passed + 1)); flaky=$((flaky + 1))
 }
 

@@ -33,7 +33,9 @@
 #
 # Output: progress lines, a PASS/FAIL/SKIP/TIMEOUT table with wall and guest
 # times, the log path.  Exit status 0 only if every test passed or skipped,
-# the guest finished (KVMRS-DONE) and the log has no kernel splat.
+# the guest finished (KVMRS-DONE) and the log has no kernel splat.  When
+# tests exiting non-zero were the only problem, the line
+# "vm: rerunnable: <tests>" names them (scripts/vm-rerun.sh reads it).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -300,6 +302,7 @@ splats=$(grep -nE "$splat_re" "$work/log" | grep -v -E 'KVMRS-|^[0-9]+:\+ ' | he
 
 printf '\n%-26s %-8s %9s %9s  %s\n' TEST RESULT "WALL(s)" "GUEST(s)" NOTE
 failed=0 npass=0 nskip=0 nfail=0
+rerunnable="" hard=0	# tests that only exited non-zero; a failure of another kind
 for name in "${test_names[@]}"; do
 	endl=$(grep -m1 "KVMRS-TEST-END $name rc=" "$work/log" || true)
 	begl=$(grep -m1 "KVMRS-TEST-BEGIN $name guest_time=" "$work/log" || true)
@@ -330,7 +333,12 @@ for name in "${test_names[@]}"; do
 		res=NOT-RUN; failed=1
 	fi
 	printf '%-26s %-8s %9s %9s  %s\n' "$name" "$res" "$w" "$g" "$note"
-	case "$res" in PASS) npass=$((npass + 1)) ;; SKIP) nskip=$((nskip + 1)) ;; *) nfail=$((nfail + 1)) ;; esac
+	case "$res" in
+	PASS) npass=$((npass + 1)) ;;
+	SKIP) nskip=$((nskip + 1)) ;;
+	FAIL) nfail=$((nfail + 1)); rerunnable+=" $name" ;;
+	*) nfail=$((nfail + 1)); hard=1 ;;
+	esac
 done
 echo
 echo "vm: total wall time ${wall}s; guest log: $log"
@@ -348,7 +356,11 @@ if [ -n "$splats" ]; then
 	echo "$splats" | sed 's/^/  /' >&2
 	status=1
 fi
+[ "$status" = 1 ] && hard=1	# no load, hang, no KVMRS-DONE or a kernel report
 [ "$failed" = 1 ] && status=1
 echo "vm: $npass passed, $nfail failed, $nskip skipped"
+# The tests scripts/vm-rerun.sh may run again: only when exiting non-zero
+# was the run's only problem.
+[ "$hard" = 0 ] && [ -n "$rerunnable" ] && echo "vm: rerunnable:$rerunnable"
 if [ "$status" = 0 ]; then ok "vm: no failure, no kernel report"; else echo "vm: FAILED" >&2; fi
 exit $status
