@@ -70,8 +70,8 @@ pub fn decide(masks: &Masks, fault: &Fault, spte: u64, level: u32) -> Decision {
         return Decision::Spurious;
     }
     let mut new_spte = spte;
-    if !masks.ad_enabled && masks.is_access_track(spte) {
-        new_spte = masks.restore_acc_track(new_spte) | masks.accessed;
+    if !masks.ad_enabled() && masks.is_access_track(spte) {
+        new_spte = masks.restore_acc_track(new_spte) | masks.accessed();
     }
     if fault.write && masks.is_mmu_writable(spte) {
         new_spte |= PT_WRITABLE_MASK;
@@ -112,6 +112,9 @@ pub fn fix_direct_spte<S: Section>(
 pub const MAX_RETRIES: u32 = 4;
 
 /// What the fast path did, for the caller's tracepoint and statistics.
+///
+/// It borrows the section (through [`LastSpte`]), so it cannot outlive it:
+/// the tracepoint that reads `*sptep` must run before the section ends.
 #[derive(Debug)]
 pub struct Outcome<'s, S: Section> {
     /// The result to return to KVM.
@@ -132,7 +135,7 @@ pub struct Outcome<'s, S: Section> {
 pub fn fast_page_fault<'s, S: Section>(
     section: &'s S,
     masks: &Masks,
-    root: &Root,
+    root: &Root<'s>,
     fault: &Fault,
     mark_dirty: impl FnMut(),
 ) -> Outcome<'s, S> {
@@ -146,7 +149,7 @@ pub fn fast_page_fault<'s, S: Section>(
 pub fn fast_page_fault_observed<'s, S: Section>(
     section: &'s S,
     masks: &Masks,
-    root: &Root,
+    root: &Root<'s>,
     fault: &Fault,
     mut mark_dirty: impl FnMut(),
     mut observe: impl FnMut(&LastSpte<'s, S>, &Decision),
@@ -173,6 +176,8 @@ pub fn fast_page_fault_observed<'s, S: Section>(
                 if fix_direct_spte(&walk.sptep, walk.spte, new_spte, &mut mark_dirty) {
                     FastPfResult::Fixed
                 } else {
+                    // `retries <= MAX_RETRIES` here (we return once it
+                    // is above), so this does not wrap.
                     retries = retries.wrapping_add(1);
                     if retries <= MAX_RETRIES {
                         continue;

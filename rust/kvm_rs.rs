@@ -5,15 +5,18 @@
 //! This crate is linked into `kvm.ko` and called from `arch/x86/kvm/mmu/mmu.c`
 //! and `tdp_mmu.c` through the contract in `include/kvm_rs.h`. The logic
 //! ([`spte`], [`tdp_mmu`], [`fast_pf`]) uses no `kernel::` item, so the host
-//! test crate in `tools/host/` compiles the same files; this root is the
-//! kernel glue: the RCU read section, the atomics, and the FFI entry points.
+//! test crate in `tools/host/` compiles the same files. The kernel's read
+//! section is in `rcu`, the differential mode in `diff`; this root holds the
+//! FFI: the bindings, the entry points, and the translation of the C's
+//! structures into the types of the logic.
 
-use core::ptr::NonNull;
+use core::mem::MaybeUninit;
 use kernel::ffi::c_int;
-use kernel::sync::atomic::{Atomic, AtomicFlag, Full, Relaxed};
-use kernel::sync::rcu;
+use kernel::sync::atomic::{AtomicFlag, Relaxed};
 
+mod diff;
 pub mod fast_pf;
+mod rcu;
 pub mod spte;
 pub mod tdp_mmu;
 
@@ -34,8 +37,9 @@ mod bindings {
 
 use bindings::{kvm_rs_fast_pf, kvm_rs_root};
 use fast_pf::FastPfResult;
-use spte::Masks;
-use tdp_mmu::{Root, Section};
+use rcu::RcuSection;
+use spte::{MaskValues, Masks};
+use tdp_mmu::Root;
 
 const __LOG_PREFIX: &[u8] = b"kvm\0";
 
@@ -78,61 +82,18 @@ const RET_PF_FIXED: c_int = bindings::KVM_RS_RET_PF_FIXED as c_int;
 const RET_PF_SPURIOUS: c_int = bindings::KVM_RS_RET_PF_SPURIOUS as c_int;
 const _: () = assert!(bindings::KVM_RS_ROOT_MAX_LEVEL == spte::PT64_ROOT_MAX_LEVEL);
 
-/// The kernel's read section: the RCU read lock, which keeps TDP MMU page
-/// tables from being freed (they are freed by `call_rcu()`), plus the
-/// direct-map offset to turn an SPTE's physical address into a pointer.
-struct RcuSection {
-    _guard: rcu::Guard,
-    page_offset: u64,
-}
-
-impl RcuSection {
-    #[inline(always)]
-    fn new(page_offset: u64) -> Self {
-        Self {
-            _guard: rcu::read_lock(),
-            page_offset,
-        }
-    }
-}
-
-// SAFETY: while an `RcuSection` exists its guard holds the RCU read lock.
-// TDP MMU page tables reachable from a root through shadow-present SPTEs
-// read under the lock are freed only after a grace period
-// (`tdp_mmu_free_sp_rcu_callback()`), hence not before the guard drops; the
-// vCPU holds a reference on its root (`tdp_mmu_root_count`). `load()` is
-// `READ_ONCE()` and `cmpxchg()` is a fully ordered `try_cmpxchg64()` via
-// `Atomic<u64>`, the accesses locking.rst requires of lockless SPTE writers.
-unsafe impl Section for RcuSection {
-    #[inline(always)]
-    unsafe fn load(&self, sptep: NonNull<u64>) -> u64 {
-        // SAFETY: the caller guarantees `sptep` points to a live, aligned
-        // SPTE; SPTEs are only accessed atomically (or under mmu_lock with
-        // atomics for lockless readers), so treating it as `Atomic<u64>` for
-        // the duration of the call is sound.
-        unsafe { Atomic::<u64>::from_ptr(sptep.as_ptr()) }.load(Relaxed)
-    }
-
-    #[inline(always)]
-    unsafe fn cmpxchg(&self, sptep: NonNull<u64>, old: u64, new: u64) -> Result<(), u64> {
-        // SAFETY: as in `load()`.
-        let spte = unsafe { Atomic::<u64>::from_ptr(sptep.as_ptr()) };
-        spte.cmpxchg(old, new, Full).map(|_| ())
-    }
-
-    #[inline(always)]
-    fn table(&self, pa: u64) -> Option<NonNull<u64>> {
-        NonNull::new(pa.wrapping_add(self.page_offset) as *mut u64)
-    }
-}
-
-/// KVM's current SPTE masks.
+/// KVM's current SPTE masks, for the tables of `root`.
+///
+/// # Safety
+///
+/// - `root` was filled by `kvm_rs_root_init()` (its `base_addr_mask` is
+///   `SPTE_BASE_ADDR_MASK`).
 #[inline(always)]
-fn masks(root: &kvm_rs_root) -> Masks {
+unsafe fn masks(root: &kvm_rs_root) -> Masks {
     // SAFETY: these globals of kvm.ko are written only while no vCPU can run
     // (vendor module load), and read by value here, as KVM's C reads them.
-    unsafe {
-        Masks {
+    let values = unsafe {
+        MaskValues {
             nx: bindings::shadow_nx_mask,
             user: bindings::shadow_user_mask,
             xs: bindings::shadow_xs_mask,
@@ -143,16 +104,33 @@ fn masks(root: &kvm_rs_root) -> Masks {
             base_addr: root.base_addr_mask,
             ad_enabled: bindings::kvm_ad_enabled,
         }
-    }
+    };
+    // SAFETY: `Masks::new()` requires KVM's masks: they are KVM's globals,
+    // read above, and `base_addr_mask` is `SPTE_BASE_ADDR_MASK`
+    // (`kvm_rs_root_init()`, this function's `# Safety`).
+    unsafe { Masks::new(values) }
 }
 
+/// The root that `root` describes.
+///
+/// # Safety
+///
+/// - `root` was filled by `kvm_rs_root_init()` for a TDP MMU root on which
+///   the caller holds a reference for `'a` (or with a NULL `spt`).
 #[inline(always)]
-fn root_of(root: &kvm_rs_root) -> Root {
-    Root {
-        spt: NonNull::new(root.spt),
-        level: u32::try_from(root.level).unwrap_or(0),
-        gfn_bits: root.gfn_bits,
-    }
+unsafe fn root_of<'a>(root: &'a kvm_rs_root) -> Root<'a> {
+    // A level that does not fit is not a TDP level: 0 makes the walk reject
+    // the root, as for a negative level.
+    let level = u32::try_from(root.level).unwrap_or(0);
+    // SAFETY: `Root::new()` requires, for a non-null `spt`:
+    // - a TDP MMU root table allocated for `'a`: the caller holds a
+    //   reference on it (this function's `# Safety`);
+    // - its SPTEs written atomically or with `WRITE_ONCE()`, and its lower
+    //   tables freed only after an RCU grace period: the TDP MMU's rules
+    //   (see the `Section` impl of `RcuSection`);
+    // - `level` and `gfn_bits` its own: `root->role.level` and
+    //   `kvm_gfn_root_bits()` (`kvm_rs_root_init()`).
+    unsafe { Root::new(root.spt, level, root.gfn_bits) }
 }
 
 /// Entry point for `fast_page_fault()` with the TDP MMU; see `include/kvm_rs.h`.
@@ -168,40 +146,67 @@ pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -
     // SAFETY: the caller passes a valid pointer (see `# Safety`).
     let pf = unsafe { &*pf };
     if pf.differential {
-        return tdp_fast_page_fault_differential(pf);
+        // SAFETY: `pf` is the caller's, as this function's `# Safety` says.
+        return unsafe { tdp_fast_page_fault_differential(pf) };
     }
     // The default path: `observe` does nothing and compiles to nothing.
-    tdp_fast_page_fault(pf, |_, _, _, _, _, _| {})
+    // SAFETY: `pf` is the caller's, as this function's `# Safety` says.
+    unsafe { tdp_fast_page_fault(pf, |_, _, _, _, _, _| {}) }
 }
 
 /// The fast path with `kvm.tdp_fast_pf_diff=Y`, kept out of line so that the
 /// default path does not pay for it.
+///
+/// # Safety
+///
+/// - As for [`kvm_rs_tdp_fast_page_fault`], with `pf` as a reference.
 #[cold]
 #[inline(never)]
-fn tdp_fast_page_fault_differential(pf: &kvm_rs_fast_pf) -> c_int {
-    tdp_fast_page_fault(pf, differential_check)
+unsafe fn tdp_fast_page_fault_differential(pf: &kvm_rs_fast_pf) -> c_int {
+    // SAFETY: this function's `# Safety` is `tdp_fast_page_fault()`'s.
+    unsafe {
+        tdp_fast_page_fault(pf, |pf, section, masks, root, last, decision| {
+            // SAFETY: `pf` is the C's fault description (this function's
+            // `# Safety`) and `observe` runs inside the read section in
+            // which `last` was found.
+            unsafe { diff::differential_check(pf, section, masks, root, last, decision) }
+        })
+    }
 }
 
 /// The body of [`kvm_rs_tdp_fast_page_fault`]: one RCU read section around
 /// the fast-pf loop and the tracepoint. `observe` sees every snapshot and
-/// decision (the differential mode).
+/// decision (the differential mode), inside the section.
+///
+/// # Safety
+///
+/// - As for [`kvm_rs_tdp_fast_page_fault`], with `pf` as a reference: `pf`
+///   was filled by `mmu.c` for the current fault, its root is the vCPU's
+///   direct TDP MMU root, on which the vCPU holds a reference for the
+///   call, or NULL, and `vcpu`, `fault`, `kvm` and `slot` are the fault's.
 #[inline(always)]
-fn tdp_fast_page_fault(
+unsafe fn tdp_fast_page_fault(
     pf: &kvm_rs_fast_pf,
     mut observe: impl FnMut(
         &kvm_rs_fast_pf,
         &RcuSection,
         &Masks,
-        &Root,
+        &Root<'_>,
         &tdp_mmu::LastSpte<'_, RcuSection>,
         &fast_pf::Decision,
     ),
 ) -> c_int {
-    let section = RcuSection::new(pf.root.page_offset);
+    // SAFETY: `RcuSection::new()` requires `PAGE_OFFSET`: `page_offset` is
+    // set to it by `kvm_rs_root_init()`, which filled `pf.root`.
+    let section = unsafe { RcuSection::new(pf.root.page_offset) };
     // Read after taking the lock, so that the compiler can load the masks
     // where they are used instead of across the lock.
-    let masks = masks(&pf.root);
-    let root = root_of(&pf.root);
+    // SAFETY: `pf.root` was filled by `kvm_rs_root_init()` (`# Safety`).
+    let masks = unsafe { masks(&pf.root) };
+    // SAFETY: `pf.root` describes the vCPU's root, on which it holds a
+    // reference for this call (this function's `# Safety`); `root` does not
+    // outlive the call.
+    let root = unsafe { root_of(&pf.root) };
     let fault = fast_pf::Fault {
         gfn: pf.gfn,
         write: pf.write,
@@ -209,9 +214,10 @@ fn tdp_fast_page_fault(
         slot_dirty_tracked: pf.slot_dirty_tracked,
     };
     let mark_dirty = || {
-        // SAFETY: `kvm` and `slot` are the fault's (see `# Safety` of the
-        // entry point); mark_page_dirty_in_slot() may be called under RCU
-        // without mmu_lock, as the C fast path does.
+        // SAFETY: `mark_page_dirty_in_slot()` requires:
+        // - `kvm` and `slot` are the fault's (this function's `# Safety`);
+        // - a caller in a read-side section without mmu_lock, as the C fast
+        //   path is (`section` is alive).
         unsafe { bindings::mark_page_dirty_in_slot(pf.kvm, pf.slot, pf.gfn) }
     };
     let outcome = fast_pf::fast_page_fault_observed(
@@ -232,9 +238,11 @@ fn tdp_fast_page_fault(
     }
     match outcome.last {
         Ok(last) => {
-            // SAFETY: inside the read section (`section` is alive and
-            // `last` borrows it), so the tracepoint may read `*sptep`;
-            // `vcpu` and `fault` are the caller's.
+            // SAFETY: `kvm_rs_trace_fast_page_fault()` requires:
+            // - a call inside the RCU read section that protects `sptep`:
+            //   `last` borrows `section`, which is alive (SptePtr's
+            //   invariant), so the tracepoint may read `*sptep`;
+            // - `vcpu` and `fault` of the current fault (`# Safety`).
             unsafe {
                 bindings::kvm_rs_trace_fast_page_fault(
                     pf.vcpu,
@@ -251,7 +259,8 @@ fn tdp_fast_page_fault(
             // same way, and trace a pointer to a frozen value instead.
             warn_on_once!();
             let mut frozen = spte::FROZEN_SPTE;
-            // SAFETY: as above; `frozen` outlives the call.
+            // SAFETY: as above, with `sptep` pointing to the local `frozen`,
+            // which outlives the call.
             unsafe {
                 bindings::kvm_rs_trace_fast_page_fault(
                     pf.vcpu,
@@ -267,97 +276,37 @@ fn tdp_fast_page_fault(
     ret
 }
 
-/// `kvm.tdp_fast_pf_diff`: check one snapshot's decision, and the walk that
-/// found it, against KVM's C, and report the result to C (counted in
-/// debugfs, a mismatch warned about once with both values).
-#[inline(never)]
-fn differential_check(
-    pf: &kvm_rs_fast_pf,
-    section: &RcuSection,
-    masks: &Masks,
-    root: &Root,
-    last: &tdp_mmu::LastSpte<'_, RcuSection>,
-    decision: &fast_pf::Decision,
-) {
-    let (rust_ret, rust_new) = match *decision {
-        fast_pf::Decision::GiveUp => (RET_PF_INVALID, 0),
-        fast_pf::Decision::Spurious => (RET_PF_SPURIOUS, 0),
-        fast_pf::Decision::Fix(new_spte) => (RET_PF_FIXED, new_spte),
-    };
-    // `level` <= 5.
-    let level = last.level as c_int;
-    let mut c_new = 0;
-    // SAFETY: `pf` is the caller's valid fault description and we are
-    // inside its RCU read section; `c_new` is a valid out pointer.
-    let c_ret = unsafe { bindings::kvm_rs_c_fast_pf_decide(pf, last.spte, level, &mut c_new) };
-    let c_new = if c_ret == RET_PF_FIXED { c_new } else { 0 };
-    let report = |what: u32, rust_ret: c_int, rust_val: u64, c_ret: c_int, c_val: u64| {
-        // SAFETY: as above; the report only counts and prints.
-        unsafe {
-            bindings::kvm_rs_diff_report(
-                pf,
-                what as c_int,
-                last.spte,
-                rust_ret,
-                rust_val,
-                c_ret,
-                c_val,
-            )
-        }
-    };
-    if (rust_ret, rust_new) != (c_ret, c_new) {
-        report(
-            bindings::KVM_RS_DIFF_DECISION,
-            rust_ret,
-            rust_new,
-            c_ret,
-            c_new,
-        );
-    }
-    let c_walk = || {
-        let mut spte = 0;
-        // SAFETY: inside the RCU read section, the C walk's contract.
-        unsafe { bindings::kvm_rs_c_fast_pf_walk(pf, &mut spte) }
-    };
-    if c_walk() != last.sptep.as_ptr() {
-        // A zap between the two walks can legitimately move the last SPTE;
-        // only a difference that a fresh pair of walks reproduces counts.
-        if let Ok(again) = tdp_mmu::fast_pf_get_last_sptep(section, masks, root, pf.gfn) {
-            let c_ptr = c_walk();
-            if c_ptr != again.sptep.as_ptr() {
-                report(
-                    bindings::KVM_RS_DIFF_WALK,
-                    0,
-                    again.sptep.as_ptr() as u64,
-                    0,
-                    c_ptr as u64,
-                );
-            }
-        }
-    }
-    report(bindings::KVM_RS_DIFF_OK, rust_ret, rust_new, c_ret, c_new);
-}
-
 /// Entry point replacing `kvm_tdp_mmu_get_walk()`; see `include/kvm_rs.h`.
 ///
 /// # Safety
 ///
-/// `root` points to a valid `kvm_rs_root` for a root the caller holds a
-/// reference on (or with a NULL `spt`), and `sptes` to an array of
-/// `KVM_RS_ROOT_MAX_LEVEL + 1` `u64`s.
+/// - `root` points to a valid `kvm_rs_root` filled by `kvm_rs_root_init()`
+///   for a TDP MMU root the caller holds a reference on for the call (or
+///   with a NULL `spt`);
+/// - `sptes` points to an array of `KVM_RS_ROOT_MAX_LEVEL + 1` `u64`s,
+///   valid for writes, which may be uninitialised.
 #[no_mangle]
 pub unsafe extern "C" fn kvm_rs_tdp_get_walk(
     root: *const kvm_rs_root,
     gfn: u64,
     sptes: *mut u64,
 ) -> c_int {
-    // SAFETY: see `# Safety`.
+    // SAFETY: `root` is valid for reads (`# Safety`).
     let root = unsafe { &*root };
-    // SAFETY: see `# Safety`: `sptes` has KVM_RS_ROOT_MAX_LEVEL + 1 elements.
-    let sptes = unsafe { &mut *sptes.cast::<[u64; spte::PT64_ROOT_MAX_LEVEL as usize + 1]>() };
-    let masks = masks(root);
-    let section = RcuSection::new(root.page_offset);
-    match tdp_mmu::get_walk(&section, &masks, &root_of(root), gfn, sptes) {
+    // SAFETY: `sptes` points to `KVM_RS_ROOT_MAX_LEVEL + 1` `u64`s valid for
+    // writes (`# Safety`), which are `PT64_ROOT_MAX_LEVEL + 1` (checked at
+    // compile time above); `MaybeUninit<u64>` has the layout of `u64` and
+    // may be uninitialised, so this is no reference to uninitialised `u64`s.
+    let sptes =
+        unsafe { &mut *sptes.cast::<[MaybeUninit<u64>; spte::PT64_ROOT_MAX_LEVEL as usize + 1]>() };
+    // SAFETY: `root` was filled by `kvm_rs_root_init()` (`# Safety`).
+    let masks = unsafe { masks(root) };
+    // SAFETY: `page_offset` is `PAGE_OFFSET` (`kvm_rs_root_init()`).
+    let section = unsafe { RcuSection::new(root.page_offset) };
+    // SAFETY: the caller holds a reference on the root for the call
+    // (`# Safety`); the `Root` does not outlive it.
+    let tdp_root = unsafe { root_of(root) };
+    match tdp_mmu::get_walk(&section, &masks, &tdp_root, gfn, sptes) {
         // level <= 5.
         Ok(level) => level as c_int,
         // tdp_iter_start() warns once in these cases; so do we.

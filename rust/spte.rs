@@ -4,8 +4,8 @@
 //!
 //! Mirrors `arch/x86/kvm/mmu/spte.h` and `mmu.h` of Linux 7.3. The fixed bits
 //! are constants; the bits KVM chooses at vendor-module load time (EPT or NPT,
-//! A/D bits on or off) come in a [`Masks`] value read from KVM's globals by
-//! the kernel glue, or chosen by a host test.
+//! A/D bits on or off) come in a [`Masks`] value built (`unsafe`) from
+//! KVM's globals by the kernel glue, or by a host test for its own tables.
 //!
 //! Everything here is plain arithmetic on `u64`: no `kernel::` items, no
 //! operation that can panic, so the host test crate compiles this file as is.
@@ -60,10 +60,11 @@ pub const SPTE_INDEX_MASK: u64 = (1 << SPTE_LEVEL_BITS) - 1;
 /// `PAGE_SHIFT`.
 pub const PAGE_SHIFT: u32 = 12;
 
-/// The SPTE bits KVM chooses at run time (`shadow_*_mask` and friends in
-/// `arch/x86/kvm/mmu/spte.c`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Masks {
+/// The values of the SPTE bits KVM chooses at run time (`shadow_*_mask` and
+/// friends in `arch/x86/kvm/mmu/spte.c`), as plain data. A [`Masks`] is
+/// built from them by the `unsafe fn` [`Masks::new`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaskValues {
     /// `shadow_nx_mask`: non-zero for NPT and shadow paging, zero for EPT.
     pub nx: u64,
     /// `shadow_user_mask`.
@@ -82,6 +83,27 @@ pub struct Masks {
     pub base_addr: u64,
     /// `kvm_ad_enabled`: KVM uses hardware A/D bits.
     pub ad_enabled: bool,
+}
+
+/// The SPTE bits KVM chose at run time, as the walk and the decision use
+/// them.
+///
+/// # Invariants
+///
+/// The values are the ones KVM set for the SPTEs being walked (see
+/// [`Masks::new`]): the walk follows an SPTE as a table pointer, and the
+/// fast path makes an SPTE writable, only as KVM's own C would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Masks {
+    nx: u64,
+    user: u64,
+    xs: u64,
+    xu: u64,
+    mmu_writable: u64,
+    acc_track: u64,
+    accessed: u64,
+    base_addr: u64,
+    ad_enabled: bool,
 }
 
 /// `is_shadow_present_pte()`.
@@ -115,6 +137,74 @@ pub const fn is_frozen(spte: u64) -> bool {
 }
 
 impl Masks {
+    /// KVM's masks, from `values`.
+    ///
+    /// # Safety
+    ///
+    /// - `values` are the masks KVM set (`kvm_mmu_set_ept_masks()` or
+    ///   `kvm_mmu_reset_all_pte_masks()`) for the SPTEs of every [`Root`]
+    ///   walked with the result; in particular `base_addr` is
+    ///   `SPTE_BASE_ADDR_MASK`, so that the address [`Masks::child_pt_pa`]
+    ///   takes from a non-leaf SPTE is that of its child table, and
+    ///   `mmu_writable` and the access-tracking masks are KVM's, so that the
+    ///   fast path makes writable only what KVM allows to be.
+    ///
+    /// [`Root`]: crate::tdp_mmu::Root
+    #[inline(always)]
+    pub const unsafe fn new(values: MaskValues) -> Self {
+        let MaskValues {
+            nx,
+            user,
+            xs,
+            xu,
+            mmu_writable,
+            acc_track,
+            accessed,
+            base_addr,
+            ad_enabled,
+        } = values;
+        // INVARIANT: the caller guarantees these are KVM's values.
+        Self {
+            nx,
+            user,
+            xs,
+            xu,
+            mmu_writable,
+            acc_track,
+            accessed,
+            base_addr,
+            ad_enabled,
+        }
+    }
+
+    /// The values, as [`Masks::new`] took them.
+    #[inline(always)]
+    pub const fn values(&self) -> MaskValues {
+        MaskValues {
+            nx: self.nx,
+            user: self.user,
+            xs: self.xs,
+            xu: self.xu,
+            mmu_writable: self.mmu_writable,
+            acc_track: self.acc_track,
+            accessed: self.accessed,
+            base_addr: self.base_addr,
+            ad_enabled: self.ad_enabled,
+        }
+    }
+
+    /// `kvm_ad_enabled`: KVM uses hardware A/D bits.
+    #[inline(always)]
+    pub const fn ad_enabled(&self) -> bool {
+        self.ad_enabled
+    }
+
+    /// `shadow_accessed_mask`.
+    #[inline(always)]
+    pub const fn accessed(&self) -> u64 {
+        self.accessed
+    }
+
     /// `is_mmu_writable_spte()`: KVM may make this SPTE writable without
     /// the MMU lock (it is write-protected only for dirty logging or access
     /// tracking, not for shadowing).
@@ -194,10 +284,17 @@ impl Masks {
 }
 
 /// `SPTE_INDEX()`: the index of `gfn`'s entry in a page table at `level`
-/// (1..=5). Wrapping shifts keep it panic-free for any guest-chosen gfn.
+/// (1..=5), always below 512.
+///
+/// Why wrapping operations: `gfn << PAGE_SHIFT` drops the gfn's top bits as
+/// the C's `gfn_to_gpa()` does (a guest-chosen gfn may have them set); for
+/// `level` in 1..=5 the shift is 12..=48, computed without wrapping, and
+/// `wrapping_shr()` only keeps a level outside that range (which the walk
+/// never passes) from being a panic branch.
 #[inline(always)]
 pub const fn spte_index(gfn: u64, level: u32) -> usize {
     let addr = gfn.wrapping_shl(PAGE_SHIFT);
     let shift = PAGE_SHIFT.wrapping_add(level.wrapping_sub(1).wrapping_mul(SPTE_LEVEL_BITS));
+    // Masked to 9 bits: the cast cannot truncate.
     (addr.wrapping_shr(shift) & SPTE_INDEX_MASK) as usize
 }

@@ -22,29 +22,65 @@
 //!
 //! The kernel's section is an RCU read guard; host tests use sections over
 //! page tables they own.
+//!
+//! # What the types guarantee, and who vouches for the rest
+//!
+//! Every pointer the walk follows comes from one of two places, and both are
+//! vouched for by an `unsafe` construct, never by a safe call:
+//!
+//! - the root table: a [`Root`] is built only by the `unsafe fn`
+//!   [`Root::new`], whose caller guarantees that the table stays allocated
+//!   for the root's lifetime (the vCPU holds a reference on it);
+//! - a lower table: its address is read from a shadow-present non-leaf SPTE
+//!   during the section and translated by [`Section::table`], which an
+//!   `unsafe impl` of [`Section`] guarantees to yield a table that stays
+//!   allocated until the section ends (TDP MMU tables are RCU-freed).
+//!
+//! The SPTE bits that decide "shadow-present non-leaf" and the address
+//! bits come from a [`Masks`], built only by the `unsafe fn`
+//! [`Masks::new`] with KVM's values. Safe code can combine these values
+//! only in ways the borrow checker accepts: an [`SptePtr`] cannot outlive
+//! the section nor the root it was found from, and cannot be sent to
+//! another thread (the compile-fail cases in `tools/host/compile-fail/`).
 
 use crate::spte::{self, Masks, PG_LEVEL_4K, PT64_ROOT_MAX_LEVEL};
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 /// A period during which TDP MMU page tables are not freed, with the
 /// primitive operations on SPTEs that are legal during it.
 ///
+/// An SPTE address here is the address of a 64-bit SPTE in a page table of
+/// 512 of them: the root table of a [`Root`] plus an index below 512, or a
+/// table returned by [`Section::table`] plus an index below 512. What an
+/// address means (a kernel virtual address, a host test's table, a key of a
+/// model checker) is up to the implementor; the walk only computes and
+/// passes them.
+///
 /// # Safety
 ///
-/// An implementor guarantees that, for as long as a value of it is borrowed,
-/// every page table reachable from a root the caller passes in (through
-/// shadow-present non-leaf SPTEs read during the borrow) stays allocated,
-/// and that `load()` and `cmpxchg()` are single-copy atomic 64-bit accesses
-/// with the semantics documented on them.
+/// An implementor guarantees, for as long as a value of it is borrowed (the
+/// section):
+///
+/// - `load()` and `cmpxchg()` at an SPTE address of the root table of any
+///   [`Root`] alive during the borrow, or of a table returned by `table()`
+///   during the borrow, access that SPTE with single-copy atomic 64-bit
+///   accesses, with the semantics documented on them, and nothing else;
+/// - `table()` called with the child address ([`Masks::child_pt_pa`]) of a
+///   shadow-present non-leaf SPTE that `load()` read during the borrow
+///   returns the address of that child page table, which stays allocated
+///   until the borrow ends, or `None`.
 pub unsafe trait Section {
     /// Read an SPTE once (`READ_ONCE()`, `kvm_tdp_mmu_read_spte()`).
     ///
     /// # Safety
     ///
-    /// `sptep` points to an SPTE in a page table that is live for the
-    /// section, i.e. it was derived from a root or a [`SptePtr`] of this
-    /// section.
-    unsafe fn load(&self, sptep: NonNull<u64>) -> u64;
+    /// - `sptep` is an SPTE address, in the sense of the trait's contract,
+    ///   of a table that is live for this borrow of `self`: it was derived
+    ///   from the root table of a live [`Root`] or from a table returned by
+    ///   [`Section::table`] during this borrow.
+    unsafe fn load(&self, sptep: *mut u64) -> u64;
 
     /// Fully ordered compare-exchange (`try_cmpxchg64()`): store `new` if the
     /// SPTE still holds `old`. Returns `Ok(())` on success, or `Err(current)`
@@ -52,29 +88,39 @@ pub unsafe trait Section {
     ///
     /// # Safety
     ///
-    /// As for [`Section::load`].
-    unsafe fn cmpxchg(&self, sptep: NonNull<u64>, old: u64, new: u64) -> Result<(), u64>;
+    /// - As for [`Section::load`].
+    unsafe fn cmpxchg(&self, sptep: *mut u64, old: u64, new: u64) -> Result<(), u64>;
 
-    /// The pointer to the page table at physical address `pa`
-    /// (`__va()`), or `None` for a null result.
-    fn table(&self, pa: u64) -> Option<NonNull<u64>>;
+    /// The address of the page table at physical address `pa` (`__va()`),
+    /// or `None` for a null result.
+    ///
+    /// # Safety
+    ///
+    /// - `pa` is [`Masks::child_pt_pa`] of a shadow-present non-leaf SPTE
+    ///   read by [`Section::load`] during this borrow of `self`, with the
+    ///   [`Masks`] KVM set.
+    unsafe fn table(&self, pa: u64) -> Option<NonNull<u64>>;
 }
 
 /// A pointer to an SPTE that may be read and compare-exchanged for the
 /// lifetime `'s` of the [`Section`] it was found in, and not after.
 ///
-/// ```compile_fail,E0505
-/// # use kvm_rs_host::tdp_mmu::*;
-/// # use kvm_rs_host::testing::*;
-/// let tables = Tables::new(4);
-/// let section = tables.section();
-/// let walk = fast_pf_get_last_sptep(&section, &tables.root(), 0).unwrap();
-/// drop(section); // the read section ends here ...
-/// let _ = walk.sptep.read(); // ... so the SPTE pointer must not be used.
-/// ```
+/// The lifetime is what makes `kvm_tdp_mmu_walk_lockless_end()`'s rule ("the
+/// returned sptep must not be used after ...") a compile-time check: a use
+/// after the section ends is a borrow error, and so is letting a
+/// [`LastSpte`] or an `Outcome` escape the section. It is not `Send`: a
+/// section is per CPU. `tools/host/compile-fail/` has one case for each of
+/// these, checked for its error code by `tools/host/compile-fail.sh`.
+///
+/// # Invariants
+///
+/// - `ptr` is an SPTE address (see [`Section`]) in the root table of a
+///   [`Root`] that outlives `'s`, or in a table returned by
+///   `section.table()` during the borrow `'s`, so `section.load(ptr)` and
+///   `section.cmpxchg(ptr, ..)` meet their preconditions for all of `'s`.
 #[derive(Debug)]
 pub struct SptePtr<'s, S: Section> {
-    ptr: NonNull<u64>,
+    ptr: *mut u64,
     section: &'s S,
 }
 
@@ -92,37 +138,92 @@ impl<'s, S: Section> SptePtr<'s, S> {
     /// Read the SPTE once.
     #[inline(always)]
     pub fn read(&self) -> u64 {
-        // SAFETY: `ptr` was derived during `section` from a live root through
-        // shadow-present SPTEs (the type invariant set up in `walk_to()`), and
-        // `section` is still borrowed, so the table holding it is still
-        // allocated.
+        // SAFETY: by the type invariant, `ptr` is an SPTE address of a table
+        // that is live for the borrow `'s` of `section`, which `self` still
+        // holds.
         unsafe { self.section.load(self.ptr) }
     }
 
     /// Compare-exchange the SPTE from `old` to `new` (full barrier).
     #[inline(always)]
     pub fn cmpxchg(&self, old: u64, new: u64) -> Result<(), u64> {
-        // SAFETY: as in `read()`.
+        // SAFETY: by the type invariant, as in `read()`.
         unsafe { self.section.cmpxchg(self.ptr, old, new) }
     }
 
     /// The raw address, for the tracepoint and for comparisons. Using it
-    /// after the section ends is the caller's business.
+    /// to access the SPTE after the section ends is the caller's business.
     #[inline(always)]
     pub fn as_ptr(&self) -> *mut u64 {
-        self.ptr.as_ptr()
+        self.ptr
     }
 }
 
-/// A TDP MMU root as the walk needs it.
+/// A TDP MMU root as the walk needs it (`struct kvm_mmu_page` of a root:
+/// its table, level and gfn bits).
+///
+/// # Invariants
+///
+/// - If `spt` is `Some`, it is the address of a root page table of 512 SPTEs
+///   of a TDP MMU page-table tree, that stays allocated for `'r`, whose
+///   SPTEs are accessed only as the [`Section`] contract allows, and whose
+///   lower tables are freed only as the [`Section`]s this root is walked in
+///   allow (in the kernel: after an RCU grace period).
+/// - `level` is the level of that table (`root->role.level`), and
+///   `gfn_bits` the root's `kvm_gfn_root_bits()`, so that the walk reads a
+///   leaf only as a leaf and a non-leaf SPTE only as a table pointer.
 #[derive(Clone, Copy, Debug)]
-pub struct Root {
-    /// The root page table (`root->spt`), or `None` for no root.
-    pub spt: Option<NonNull<u64>>,
-    /// `root->role.level`: 4 or 5 for TDP roots.
-    pub level: u32,
-    /// `kvm_gfn_root_bits()`: gfn bits ORed in to index (TDX shared bit).
-    pub gfn_bits: u64,
+pub struct Root<'r> {
+    spt: Option<NonNull<u64>>,
+    level: u32,
+    gfn_bits: u64,
+    _table: PhantomData<&'r [u64; 512]>,
+}
+
+impl<'r> Root<'r> {
+    /// A root with table `spt` (`root->spt`, or NULL for no root), level
+    /// `level` (`root->role.level`) and `kvm_gfn_root_bits()` `gfn_bits`.
+    ///
+    /// # Safety
+    ///
+    /// If `spt` is not null:
+    ///
+    /// - it is the root table of a TDP MMU page-table tree (a vCPU's direct
+    ///   root in the kernel) that stays allocated for `'r`: the caller holds
+    ///   a reference on it (`tdp_mmu_root_count`) for all of `'r`;
+    /// - its SPTEs and those of its lower tables are written only atomically
+    ///   or as the [`Section`] contract allows, and its lower tables are
+    ///   freed only after every [`Section`] it is walked in that may have
+    ///   read a pointer to them has ended (RCU in the kernel);
+    /// - `level` is its level and `gfn_bits` its gfn bits, as KVM set them.
+    #[inline(always)]
+    pub const unsafe fn new(spt: *mut u64, level: u32, gfn_bits: u64) -> Self {
+        // INVARIANT: the caller's guarantees above are the invariants.
+        Self {
+            spt: NonNull::new(spt),
+            level,
+            gfn_bits,
+            _table: PhantomData,
+        }
+    }
+
+    /// The root table, or `None` for no root.
+    #[inline(always)]
+    pub const fn spt(&self) -> Option<NonNull<u64>> {
+        self.spt
+    }
+
+    /// The root's level (`root->role.level`).
+    #[inline(always)]
+    pub const fn level(&self) -> u32 {
+        self.level
+    }
+
+    /// `kvm_gfn_root_bits()`.
+    #[inline(always)]
+    pub const fn gfn_bits(&self) -> u64 {
+        self.gfn_bits
+    }
 }
 
 /// Why a walk could not start: `tdp_iter_start()`'s `WARN_ON_ONCE()` cases.
@@ -142,7 +243,7 @@ pub struct LastSpte<'s, S: Section> {
     pub sptep: SptePtr<'s, S>,
     /// The value read from it by the walk.
     pub spte: u64,
-    /// Its level (`sp->role.level` of the table holding it).
+    /// Its level (`sp->role.level` of the table holding it): 1..=5.
     pub level: u32,
 }
 
@@ -154,8 +255,9 @@ impl<S: Section> Clone for LastSpte<'_, S> {
 
 impl<S: Section> Copy for LastSpte<'_, S> {}
 
+/// The root table of `root`, if a walk for `gfn` can start from it.
 #[inline(always)]
-fn check_root(root: &Root, gfn: u64) -> Result<NonNull<u64>, WalkError> {
+fn check_root(root: &Root<'_>, gfn: u64) -> Result<NonNull<u64>, WalkError> {
     let spt = match root.spt {
         Some(spt) if (1..=PT64_ROOT_MAX_LEVEL).contains(&root.level) => spt,
         _ => return Err(WalkError::InvalidRoot),
@@ -166,44 +268,51 @@ fn check_root(root: &Root, gfn: u64) -> Result<NonNull<u64>, WalkError> {
     Ok(spt)
 }
 
-/// Walk from `root` towards `gfn`, calling `visit` with each SPTE read, and
-/// return the last one.
+/// Walk from `root` towards `gfn`, calling `visit` with the level (1..=5)
+/// and value of each SPTE read, and return the last one.
 #[inline(always)]
 fn walk_to<'s, S: Section>(
     section: &'s S,
     masks: &Masks,
-    root: &Root,
+    root: &Root<'s>,
     gfn: u64,
     mut visit: impl FnMut(u32, u64),
 ) -> Result<LastSpte<'s, S>, WalkError> {
     let mut table = check_root(root, gfn)?;
+    // 1..=PT64_ROOT_MAX_LEVEL (check_root()); it only decreases, and never
+    // below PG_LEVEL_4K (see the loop).
     let mut level = root.level;
     let addr_gfn = gfn | root.gfn_bits;
     loop {
-        // spte_index() < 512 and `table` is a page of 512 SPTEs, so the
-        // entry is inside the table.
+        // spte_index() < 512 and `table` has 512 SPTEs, so `ptr` is an SPTE
+        // address of `table`. `wrapping_add()` rather than `add()`: the
+        // section, not this code, decides what an address means (host
+        // models use addresses that are not allocations), and
+        // `wrapping_add()` has no in-bounds precondition to break.
         let ptr = table
             .as_ptr()
             .wrapping_add(spte::spte_index(addr_gfn, level));
-        // INVARIANT: `ptr` is inside a live page table of this section: the
-        // root, or a table found through a shadow-present non-leaf SPTE read
-        // in this section.
-        let sptep = SptePtr {
-            // A pointer inside a non-null table is non-null.
-            ptr: NonNull::new(ptr).unwrap_or(table),
-            section,
-        };
+        // INVARIANT: `ptr` is an SPTE address of the root table of `root`,
+        // which outlives `'s` (`&Root<'s>`), or of a table returned by
+        // `section.table()` during `'s` (below).
+        let sptep = SptePtr { ptr, section };
         let spte = sptep.read();
         visit(level, spte);
         if level <= PG_LEVEL_4K {
             return Ok(LastSpte { sptep, spte, level });
         }
-        match masks
-            .child_pt_pa(spte, level)
-            .and_then(|pa| section.table(pa))
-        {
+        let Some(pa) = masks.child_pt_pa(spte, level) else {
+            return Ok(LastSpte { sptep, spte, level });
+        };
+        // SAFETY: `pa` is `child_pt_pa()` of `spte`, which `section.load()`
+        // just read during `'s` and found shadow-present and not a leaf
+        // (`child_pt_pa()` returns `None` otherwise); `masks` are KVM's by
+        // the invariant of `Masks`.
+        match unsafe { section.table(pa) } {
             Some(child) => {
                 table = child;
+                // `level > PG_LEVEL_4K` (checked above), so this does not
+                // wrap and stays >= PG_LEVEL_4K.
                 level = level.wrapping_sub(1);
             }
             None => return Ok(LastSpte { sptep, spte, level }),
@@ -219,7 +328,7 @@ fn walk_to<'s, S: Section>(
 pub fn fast_pf_get_last_sptep<'s, S: Section>(
     section: &'s S,
     masks: &Masks,
-    root: &Root,
+    root: &Root<'s>,
     gfn: u64,
 ) -> Result<LastSpte<'s, S>, WalkError> {
     walk_to(section, masks, root, gfn, |_, _| {})
@@ -227,17 +336,23 @@ pub fn fast_pf_get_last_sptep<'s, S: Section>(
 
 /// `kvm_tdp_mmu_get_walk()`: record the SPTE of every level visited for
 /// `gfn` in `sptes[level]`, and return the level of the last one.
+///
+/// `sptes` may be uninitialised, as the C caller's array is; only the
+/// elements of the levels visited are written.
 #[inline]
 pub fn get_walk<S: Section>(
     section: &S,
     masks: &Masks,
-    root: &Root,
+    root: &Root<'_>,
     gfn: u64,
-    sptes: &mut [u64; PT64_ROOT_MAX_LEVEL as usize + 1],
+    sptes: &mut [MaybeUninit<u64>; PT64_ROOT_MAX_LEVEL as usize + 1],
 ) -> Result<u32, WalkError> {
     let last = walk_to(section, masks, root, gfn, |level, spte| {
+        // `level` is in 1..=PT64_ROOT_MAX_LEVEL (`walk_to()`), so the slot
+        // always exists; `get_mut()` rather than indexing keeps a panic
+        // branch out of the fault path.
         if let Some(slot) = sptes.get_mut(level as usize) {
-            *slot = spte;
+            slot.write(spte);
         }
     })?;
     Ok(last.level)

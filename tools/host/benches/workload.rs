@@ -5,7 +5,6 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use kvm_rs_host::fast_pf::{self, FastPfResult, Fault};
 use kvm_rs_host::spte::{self, Masks};
-use kvm_rs_host::tdp_mmu::Root;
 use kvm_rs_host::testing::{npt_masks, Tables, BASE_ADDR_MASK};
 use std::hint::black_box;
 
@@ -28,7 +27,6 @@ pub const GFN: u64 = 0x1_2345_6789 & ((1 << 36) - 1);
 
 pub struct Setup {
     pub tables: Tables,
-    pub root: Root,
     pub masks: Masks,
     pub fault: Fault,
     pub slot: *mut u64,
@@ -52,7 +50,6 @@ pub fn setup(level: u32, case: Case) -> Setup {
     };
     tables.set_raw(GFN, 1, arm);
     let slot = tables.slot_ptr(GFN, 1);
-    let root = tables.root();
     let fault = Fault {
         gfn: GFN,
         write: true,
@@ -61,7 +58,6 @@ pub fn setup(level: u32, case: Case) -> Setup {
     };
     Setup {
         tables,
-        root,
         masks: npt_masks(),
         fault,
         slot,
@@ -86,7 +82,7 @@ pub fn one_fault(s: &Setup, dirty: &mut u64) -> FastPfResult {
     let out = fast_pf::fast_page_fault(
         &section,
         black_box(&s.masks),
-        black_box(&s.root),
+        black_box(&s.tables.root()),
         black_box(&s.fault),
         || *dirty += 1,
     );
@@ -101,7 +97,7 @@ pub fn one_floor(s: &Setup, dirty: &mut u64) -> bool {
         slot(s.slot).store(s.arm, Ordering::Relaxed);
     }
     let gfn = black_box(s.fault.gfn);
-    let mut table = black_box(s.root.spt.unwrap().as_ptr());
+    let mut table = black_box(s.tables.root().spt().unwrap().as_ptr());
     let mut level = s.level;
     let mut v;
     loop {

@@ -1,7 +1,8 @@
 //! Page tables in host memory for tests, and a [`Section`] over them.
 
 use crate::spte::{
-    self, Masks, PT_PAGE_SIZE_MASK, PT_PRESENT_MASK, PT_WRITABLE_MASK, SPTE_MMU_PRESENT_MASK,
+    self, MaskValues, Masks, PT_PAGE_SIZE_MASK, PT_PRESENT_MASK, PT_WRITABLE_MASK,
+    SPTE_MMU_PRESENT_MASK,
 };
 use crate::tdp_mmu::{Root, Section};
 use core::ptr::NonNull;
@@ -27,7 +28,7 @@ pub const BASE_ADDR_MASK: u64 = ((1u64 << 52) - 1) & !0xfff;
 /// (`DEFAULT_SPTE_MMU_WRITABLE`), accessed bit 5, no access tracking, A/D
 /// bits on; physical addresses are host virtual addresses.
 pub fn npt_masks() -> Masks {
-    Masks {
+    host_masks(MaskValues {
         nx: 1 << 63,
         user: 1 << 2,
         xs: 0,
@@ -37,14 +38,14 @@ pub fn npt_masks() -> Masks {
         accessed: 1 << 5,
         base_addr: BASE_ADDR_MASK,
         ad_enabled: true,
-    }
+    })
 }
 
 /// EPT masks as `kvm_mmu_set_ept_masks(has_ad_bits)` sets them: XS bit 2,
 /// XU bit 10, MMU-writable bit 55, accessed bit 8, access tracking clears
 /// RWX and XU.
 pub fn ept_masks(has_ad_bits: bool) -> Masks {
-    Masks {
+    host_masks(MaskValues {
         nx: 0,
         user: 0,
         xs: 1 << 2,
@@ -54,11 +55,40 @@ pub fn ept_masks(has_ad_bits: bool) -> Masks {
         accessed: 1 << 8,
         base_addr: BASE_ADDR_MASK,
         ad_enabled: has_ad_bits,
-    }
+    })
+}
+
+/// `values` as the [`Masks`] of walks over [`Tables`], whose physical
+/// addresses are host virtual addresses inside [`BASE_ADDR_MASK`].
+///
+/// # Panics
+///
+/// If `values.base_addr` is not [`BASE_ADDR_MASK`].
+pub fn host_masks(values: MaskValues) -> Masks {
+    assert_eq!(
+        values.base_addr, BASE_ADDR_MASK,
+        "host tables need BASE_ADDR_MASK"
+    );
+    // SAFETY: `Masks::new()` requires the masks the walked SPTEs were made
+    // with. Of those, only `base_addr` decides which address a walk
+    // follows, and the SPTEs that point to a table of a `Tables` hold its
+    // address inside `BASE_ADDR_MASK` (asserted). The other masks decide
+    // about leaves, which in host memory map nothing: a wrong one changes a
+    // test's verdict, not which memory is accessed.
+    unsafe { Masks::new(values) }
 }
 
 /// A tree of page tables in host memory. Tables are never freed while the
 /// `Tables` lives, which is what makes [`Tables::section`] a valid section.
+///
+/// # Invariants
+///
+/// - Every shadow-present non-leaf SPTE in `tables` (at a level above 1,
+///   without `PT_PAGE_SIZE_MASK`) was written by [`Tables::slot`] and holds
+///   the address of another element of `tables`: [`Tables::set_raw`] and
+///   [`Tables::map`] write only leaves and non-present values above
+///   level 1, and nothing else hands out write access to an SPTE.
+/// - A table is freed only when the `Tables` is dropped.
 pub struct Tables {
     tables: Vec<Box<Table>>,
     level: u32,
@@ -69,26 +99,40 @@ pub struct HostSection<'t> {
     _tables: &'t Tables,
 }
 
-// SAFETY: the tables a `HostSection` borrows are not freed while it lives
-// (`Tables` frees them only on drop, which the borrow prevents), and the
-// accesses are `AtomicU64` operations.
+// SAFETY: the contract of `Section`:
+// - The roots valid here are those of `Tables::root()`, a `Root<'t>` that
+//   borrows its `Tables` (possibly another one than this section's): the
+//   root table is allocated for as long as the `Root` is.
+// - A shadow-present non-leaf SPTE of a `Tables` holds the address of a
+//   table of the same `Tables` (its invariant), which is freed only when
+//   that `Tables` is dropped, which the `Root`'s borrow prevents for as
+//   long as the `Root` lives, and a walk's `Root` outlives its section
+//   borrow (`&Root<'s>`). So `table()`, which is `__va()` with the identity
+//   map, returns a table that stays allocated for the borrow.
+// - The accesses are `AtomicU64` operations: single-copy atomic, `Relaxed`
+//   for `READ_ONCE()`, `SeqCst` for the fully ordered `try_cmpxchg64()`;
+//   every other access to a `Table` is atomic too (its elements are
+//   `AtomicU64`).
 unsafe impl Section for HostSection<'_> {
     #[inline(always)]
-    unsafe fn load(&self, sptep: NonNull<u64>) -> u64 {
-        // SAFETY: the caller's pointer is into a live `Table` of atomics.
-        unsafe { AtomicU64::from_ptr(sptep.as_ptr()) }.load(Ordering::Relaxed)
+    unsafe fn load(&self, sptep: *mut u64) -> u64 {
+        // SAFETY: `AtomicU64::from_ptr()` requires an aligned pointer valid
+        // for the call to memory only accessed atomically: the caller passes
+        // an SPTE address of a live `Table` (see the impl's contract above),
+        // an element of an array of `AtomicU64`.
+        unsafe { AtomicU64::from_ptr(sptep) }.load(Ordering::Relaxed)
     }
 
     #[inline(always)]
-    unsafe fn cmpxchg(&self, sptep: NonNull<u64>, old: u64, new: u64) -> Result<(), u64> {
+    unsafe fn cmpxchg(&self, sptep: *mut u64, old: u64, new: u64) -> Result<(), u64> {
         // SAFETY: as in `load()`.
-        unsafe { AtomicU64::from_ptr(sptep.as_ptr()) }
+        unsafe { AtomicU64::from_ptr(sptep) }
             .compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
             .map(|_| ())
     }
 
     #[inline(always)]
-    fn table(&self, pa: u64) -> Option<NonNull<u64>> {
+    unsafe fn table(&self, pa: u64) -> Option<NonNull<u64>> {
         NonNull::new(pa as *mut u64)
     }
 }
@@ -102,13 +146,9 @@ impl Tables {
         }
     }
 
-    /// The root, as the walk takes it.
-    pub fn root(&self) -> Root {
-        Root {
-            spt: NonNull::new(self.tables[0].0.as_ptr() as *mut u64),
-            level: self.level,
-            gfn_bits: 0,
-        }
+    /// The root, as the walk takes it. It borrows the tables.
+    pub fn root(&self) -> Root<'_> {
+        self.root_with_gfn_bits(0)
     }
 
     /// Enter a read section over these tables.
@@ -121,7 +161,10 @@ impl Tables {
     }
 
     /// The SPTE slot for `gfn` at `level`, creating the tables above it.
-    pub fn slot(&mut self, gfn: u64, level: u32) -> &AtomicU64 {
+    ///
+    /// Private: the caller must store only a leaf or a non-present value
+    /// above level 1 (the type invariant).
+    fn slot(&mut self, gfn: u64, level: u32) -> &AtomicU64 {
         let mut idx = 0usize;
         let mut l = self.level;
         while l > level {
@@ -139,6 +182,7 @@ impl Tables {
                 self.tables.push(t);
                 let non_leaf =
                     pa | SPTE_MMU_PRESENT_MASK | PT_PRESENT_MASK | PT_WRITABLE_MASK | (1 << 2);
+                // INVARIANT: a non-leaf SPTE to a table of `self.tables`.
                 self.tables[idx].0[i].store(non_leaf, Ordering::Relaxed);
                 self.tables.len() - 1
             };
@@ -148,12 +192,19 @@ impl Tables {
         &self.tables[idx].0[spte::spte_index(gfn, level)]
     }
 
-    /// A root of these tables with `kvm_gfn_root_bits()` = `gfn_bits`.
-    pub fn root_with_gfn_bits(&self, gfn_bits: u64) -> Root {
-        Root {
-            gfn_bits,
-            ..self.root()
-        }
+    /// A root of these tables with `kvm_gfn_root_bits()` = `gfn_bits`. It
+    /// borrows the tables.
+    pub fn root_with_gfn_bits(&self, gfn_bits: u64) -> Root<'_> {
+        let spt = self.tables[0].0.as_ptr() as *mut u64;
+        // SAFETY: `Root::new()` requires, for the non-null `spt`:
+        // - a root table allocated for `'_`: `tables[0]` is freed only when
+        //   `self` is dropped, which the returned borrow of `self` prevents;
+        // - SPTEs accessed only atomically and lower tables freed only as
+        //   `HostSection` allows: they are `AtomicU64`s, and lower tables
+        //   are freed with `self` (type invariants);
+        // - `level` its level: a walk reads a level-N table as level N, and
+        //   a test's own `gfn_bits` only changes which entries are read.
+        unsafe { Root::new(spt, self.level, gfn_bits) }
     }
 
     /// The level of the root.
@@ -163,7 +214,17 @@ impl Tables {
 
     /// Store `spte` as is in the slot for `gfn` at `level` (creating the
     /// tables above it), e.g. a non-present or frozen value.
+    ///
+    /// # Panics
+    ///
+    /// If `spte` would be a shadow-present non-leaf SPTE (a table pointer)
+    /// above level 1: only [`Tables`] itself links tables.
     pub fn set_raw(&mut self, gfn: u64, level: u32, spte: u64) {
+        assert!(
+            level <= 1 || !spte::is_shadow_present(spte) || spte::is_large(spte),
+            "set_raw({gfn:#x}, {level}, {spte:#x}): a table pointer"
+        );
+        // INVARIANT: a leaf, or not shadow-present, or at level 1 (checked).
         self.slot(gfn, level).store(spte, Ordering::Relaxed);
     }
 
@@ -181,6 +242,7 @@ impl Tables {
         } else {
             spte
         };
+        // INVARIANT: a leaf (PT_PAGE_SIZE_MASK above level 1).
         self.slot(gfn, level).store(v, Ordering::Relaxed);
     }
 }

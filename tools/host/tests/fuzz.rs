@@ -16,9 +16,9 @@ mod common;
 
 use common::sections::{FakeSection, Op};
 use common::*;
-use core::ptr::NonNull;
+use core::mem::MaybeUninit;
 use kvm_rs_host::fast_pf::{self, decide, Decision, FastPfResult, Fault, MAX_RETRIES};
-use kvm_rs_host::spte::{self, Masks};
+use kvm_rs_host::spte::{self, MaskValues, Masks};
 use kvm_rs_host::tdp_mmu::{fast_pf_get_last_sptep, get_walk, Root, WalkError};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseResult, TestError, TestRunner};
@@ -101,33 +101,39 @@ where
 }
 
 fn masks_strategy() -> impl Strategy<Value = Masks> {
-    let arbitrary = (any::<[u64; 8]>(), any::<bool>()).prop_map(|(v, ad)| Masks {
-        nx: v[0],
-        user: v[1],
-        xs: v[2],
-        xu: v[3],
-        mmu_writable: v[4],
-        acc_track: v[5],
-        accessed: v[6],
-        base_addr: v[7],
-        ad_enabled: ad,
+    let arbitrary = (any::<[u64; 8]>(), any::<bool>()).prop_map(|(v, ad)| {
+        let values = MaskValues {
+            nx: v[0],
+            user: v[1],
+            xs: v[2],
+            xu: v[3],
+            mmu_writable: v[4],
+            acc_track: v[5],
+            accessed: v[6],
+            base_addr: v[7],
+            ad_enabled: ad,
+        };
+        // SAFETY: these masks are only used with `FakeSection`, which
+        // accesses no memory: any address a walk derives from them is an
+        // SPTE address for it.
+        unsafe { Masks::new(values) }
     });
     prop_oneof![3 => config_strategy().prop_map(|m| masks_of(&m)), 1 => arbitrary]
 }
 
-fn root_strategy() -> impl Strategy<Value = Root> {
+fn root_strategy() -> impl Strategy<Value = Root<'static>> {
     let spt = prop_oneof![
-        1 => Just(None),
-        8 => any::<u64>().prop_map(|a| NonNull::new(a as *mut u64)),
-        4 => (1u64..1 << 40).prop_map(|a| NonNull::new((a << 12) as *mut u64)),
+        1 => Just(core::ptr::null_mut()),
+        8 => any::<u64>().prop_map(|a| a as *mut u64),
+        4 => (1u64..1 << 40).prop_map(|a| (a << 12) as *mut u64),
     ];
     let level = prop_oneof![4 => 1u32..=5, 2 => 0u32..=255, 1 => any::<u32>()];
     let gfn_bits =
         prop_oneof![3 => Just(0u64), 2 => (0u32..64).prop_map(|b| 1u64 << b), 1 => any::<u64>()];
-    (spt, level, gfn_bits).prop_map(|(spt, level, gfn_bits)| Root {
-        spt,
-        level,
-        gfn_bits,
+    (spt, level, gfn_bits).prop_map(|(spt, level, gfn_bits)| {
+        // SAFETY: these roots are only walked in a `FakeSection`, which
+        // accesses no memory: any address is a table for it.
+        unsafe { Root::new(spt, level, gfn_bits) }
     })
 }
 
@@ -157,14 +163,15 @@ fn cas_ok_strategy() -> impl Strategy<Value = Vec<bool>> {
 /// Replays the fake section's log against the walk rules; returns the
 /// number of successful exchanges that set W.
 fn check_log(ops: &[Op], masks: &Masks, root: &Root, fault: &Fault, max_walks: usize) -> u32 {
-    let valid = root.spt.is_some()
-        && (1..=5).contains(&root.level)
-        && !(root.gfn_bits != 0 && fault.gfn >= root.gfn_bits);
+    let base_addr = masks.values().base_addr;
+    let valid = root.spt().is_some()
+        && (1..=5).contains(&root.level())
+        && !(root.gfn_bits() != 0 && fault.gfn >= root.gfn_bits());
     if !valid {
         assert!(ops.is_empty(), "no access for a walk that cannot start");
         return 0;
     }
-    let addr_gfn = fault.gfn | root.gfn_bits;
+    let addr_gfn = fault.gfn | root.gfn_bits();
     let idx = |level: u32| spte::spte_index(addr_gfn, level) as u64 * 8;
     let mut i = 0;
     let mut walks = 0;
@@ -173,26 +180,23 @@ fn check_log(ops: &[Op], masks: &Masks, root: &Root, fault: &Fault, max_walks: u
         walks += 1;
         assert!(walks <= max_walks, "too many walks");
         // One walk.
-        let mut level = root.level;
-        let mut table = root.spt.unwrap().as_ptr() as u64;
+        let mut level = root.level();
+        let mut table = root.spt().unwrap().as_ptr() as u64;
         let (last_ptr, last_val) = loop {
             let Op::Load { ptr, val } = ops[i] else {
                 panic!("expected a load at {i}: {ops:?}")
             };
             let want_ptr = table.wrapping_add(idx(level));
-            assert!(
-                want_ptr == ptr || (want_ptr == 0 && ptr == table),
-                "load at {ptr:#x}, walk says {want_ptr:#x}"
-            );
+            assert_eq!(ptr, want_ptr, "load at {ptr:#x}, walk says {want_ptr:#x}");
             i += 1;
             if level == 1
                 || !spte::is_shadow_present(val)
                 || spte::is_large(val)
-                || val & masks.base_addr == 0
+                || val & base_addr == 0
             {
                 break (ptr, val);
             }
-            table = val & masks.base_addr;
+            table = val & base_addr;
             level -= 1;
         };
         if i == ops.len() {
@@ -278,12 +282,12 @@ fn fuzz_fast_page_fault() {
             );
             match out.last {
                 Err(WalkError::InvalidRoot) => {
-                    prop_assert!(root.spt.is_none() || !(1..=5).contains(&root.level))
+                    prop_assert!(root.spt().is_none() || !(1..=5).contains(&root.level()))
                 }
                 Err(WalkError::GfnOutOfRange) => {
-                    prop_assert!(root.gfn_bits != 0 && gfn >= root.gfn_bits)
+                    prop_assert!(root.gfn_bits() != 0 && gfn >= root.gfn_bits())
                 }
-                Ok(last) => prop_assert!((1..=root.level).contains(&last.level)),
+                Ok(last) => prop_assert!((1..=root.level()).contains(&last.level)),
             }
             Ok(())
         },
@@ -325,8 +329,10 @@ fn fuzz_walks() {
         prop_assert!(all_loads);
         prop_assert!(ops.len() <= 5);
         let section = FakeSection::new(values, vec![]);
-        let mut sptes = [0x5a5a_u64; 6];
+        let mut sptes = [MaybeUninit::new(0x5a5a_u64); 6];
         let g = get_walk(&section, &masks, &root, gfn, &mut sptes);
+        // SAFETY: initialised above; get_walk only writes elements.
+        let sptes = sptes.map(|s| unsafe { s.assume_init() });
         prop_assert_eq!(g.ok(), r.ok().map(|l| l.level));
         let loads = section.ops.borrow().len();
         prop_assert_eq!(loads, ops.len());

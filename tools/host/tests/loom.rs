@@ -58,8 +58,8 @@ struct LoomSection {
 }
 
 impl LoomSection {
-    fn atomic(&self, p: NonNull<u64>) -> &AtomicU64 {
-        let a = p.as_ptr() as u64;
+    fn atomic(&self, p: *mut u64) -> &AtomicU64 {
+        let a = p as u64;
         let (table, slot) = if (BASE..BASE + 4096).contains(&a) {
             (BASE, 0)
         } else {
@@ -83,11 +83,11 @@ impl LoomSection {
 // atomic operations (Relaxed load = READ_ONCE, SeqCst cmpxchg = fully
 // ordered try_cmpxchg64).
 unsafe impl Section for LoomSection {
-    unsafe fn load(&self, sptep: NonNull<u64>) -> u64 {
+    unsafe fn load(&self, sptep: *mut u64) -> u64 {
         self.atomic(sptep).load(Ordering::Relaxed)
     }
 
-    unsafe fn cmpxchg(&self, sptep: NonNull<u64>, old: u64, new: u64) -> Result<(), u64> {
+    unsafe fn cmpxchg(&self, sptep: *mut u64, old: u64, new: u64) -> Result<(), u64> {
         let a = self.atomic(sptep);
         let r = match self.cas {
             Cas::Atomic => a
@@ -107,7 +107,7 @@ unsafe impl Section for LoomSection {
         r
     }
 
-    fn table(&self, pa: u64) -> Option<NonNull<u64>> {
+    unsafe fn table(&self, pa: u64) -> Option<NonNull<u64>> {
         NonNull::new(pa as *mut u64)
     }
 }
@@ -132,11 +132,9 @@ fn vcpu(sptes: Arc<Sptes>, cas: Cas) -> VcpuResult {
         log: RefCell::new(Vec::new()),
     };
     let masks = masks();
-    let root = Root {
-        spt: NonNull::new(BASE as *mut u64),
-        level: 2,
-        gfn_bits: 0,
-    };
+    // SAFETY: walked only in a `LoomSection`, which dereferences no
+    // address: BASE is a key of its model.
+    let root = unsafe { Root::new(BASE as *mut u64, 2, 0) };
     // EPT write fault: permissions[PFERR_WRITE >> 1] faults on every
     // non-writable access combination (ACC_WRITE_MASK = bit 1 clear).
     let mut row = 0u16;

@@ -12,8 +12,16 @@ use kvm_rs_host::tdp_mmu::{fast_pf_get_last_sptep, get_walk, Root, WalkError};
 use kvm_rs_host::testing::{npt_masks, Tables};
 use proptest::prelude::*;
 use std::collections::HashSet;
+use std::mem::MaybeUninit;
 
 const SENTINEL: u64 = 0xdead_beef_dead_beef;
+
+/// `get_walk()`'s array after a walk, for an array initialised by the test.
+fn init(sptes: [MaybeUninit<u64>; 6]) -> [u64; 6] {
+    // SAFETY: the tests initialise every element before the walk, which
+    // only overwrites some of them.
+    sptes.map(|s| unsafe { s.assume_init() })
+}
 
 /// A leaf SPTE: MMU-present, readable, MMU-writable (NPT bit 10), some pfn.
 const LEAF: u64 = (1 << 11) | 1 | (1 << 10) | (1 << 9) | 0x7_7000;
@@ -23,10 +31,10 @@ fn reference_walk(root: &Root, gfn: u64) -> Option<Vec<Visit>> {
     c::for_each_tdp_pte(
         &m,
         &mut |p| read_host(p),
-        root.spt.map(|p| p.as_ptr() as u64),
-        root.level as i32,
+        root.spt().map(|p| p.as_ptr() as u64),
+        root.level() as i32,
         gfn,
-        root.gfn_bits,
+        root.gfn_bits(),
     )
 }
 
@@ -53,8 +61,9 @@ fn check_walk(tables: &Tables, root: &Root, gfn: u64) -> Vec<Visit> {
     assert!(section.cmpxchgs().is_empty());
 
     let section = HookSection::new(tables.section());
-    let mut sptes = [SENTINEL; 6];
+    let mut sptes = [MaybeUninit::new(SENTINEL); 6];
     let level = get_walk(&section, &masks, root, gfn, &mut sptes).expect("get_walk");
+    let sptes = init(sptes);
     assert_eq!(level as i32, lw.level);
     let mut expect = [SENTINEL; 6];
     for v in &want {
@@ -190,12 +199,12 @@ fn gfn_bits_indexing() {
                 fast_pf_get_last_sptep(&section, &masks, &root, bad).err(),
                 Some(WalkError::GfnOutOfRange)
             );
-            let mut sptes = [SENTINEL; 6];
+            let mut sptes = [MaybeUninit::new(SENTINEL); 6];
             assert_eq!(
                 get_walk(&section, &masks, &root, bad, &mut sptes),
                 Err(WalkError::GfnOutOfRange)
             );
-            assert_eq!(sptes, [SENTINEL; 6]);
+            assert_eq!(init(sptes), [SENTINEL; 6]);
             assert!(
                 section.ops().is_empty(),
                 "no SPTE read for an out-of-range gfn"
@@ -210,17 +219,17 @@ fn invalid_root() {
     let mut t = Tables::new(4);
     t.map(5, 1, LEAF);
     let masks = npt_masks();
-    let good = t.root();
+    let spt = t.root().spt().unwrap().as_ptr();
+    // SAFETY: `Root::new()` requires a table allocated for the root's
+    // lifetime and its real level, for a non-null table: these roots have no
+    // table or a level outside 1..=5, at which a walk reads nothing.
+    let invalid = |spt, level| unsafe { Root::new(spt, level, 0) };
     let mut roots = vec![
-        Root { spt: None, ..good },
-        Root {
-            spt: None,
-            level: 0,
-            ..good
-        },
+        invalid(core::ptr::null_mut(), 4),
+        invalid(core::ptr::null_mut(), 0),
     ];
     for level in [0u32, 6, 7, 8, 255, 256, u32::MAX] {
-        roots.push(Root { level, ..good });
+        roots.push(invalid(spt, level));
     }
     for root in roots {
         let section = HookSection::new(t.section());
@@ -229,12 +238,12 @@ fn invalid_root() {
             Some(WalkError::InvalidRoot),
             "{root:?}"
         );
-        let mut sptes = [SENTINEL; 6];
+        let mut sptes = [MaybeUninit::new(SENTINEL); 6];
         assert_eq!(
             get_walk(&section, &masks, &root, 5, &mut sptes),
             Err(WalkError::InvalidRoot)
         );
-        assert_eq!(sptes, [SENTINEL; 6]);
+        assert_eq!(init(sptes), [SENTINEL; 6]);
         let m = RefMmu::npt(false);
         let out = fast_pf::fast_page_fault(
             &section,
@@ -247,16 +256,13 @@ fn invalid_root() {
         assert_eq!(out.last.err(), Some(WalkError::InvalidRoot));
         assert!(section.ops().is_empty());
         // tdp_iter_start() refuses them too (with a root gfn_bits of 0).
-        if root.level as i64 <= i32::MAX as i64 {
+        if root.level() as i64 <= i32::MAX as i64 {
             assert_eq!(reference_walk(&root, 5), None);
         }
     }
     // And an invalid root wins over an out-of-range gfn.
-    let root = Root {
-        level: 9,
-        gfn_bits: 1 << 20,
-        ..good
-    };
+    // SAFETY: as above: level 9 is outside 1..=5.
+    let root = unsafe { Root::new(spt, 9, 1 << 20) };
     let section = t.section();
     assert_eq!(
         fast_pf_get_last_sptep(&section, &masks, &root, 1 << 21).err(),

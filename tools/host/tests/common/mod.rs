@@ -6,7 +6,7 @@
 pub mod reference;
 pub mod sections;
 
-use kvm_rs_host::spte::Masks;
+use kvm_rs_host::spte::{MaskValues, Masks};
 use proptest::prelude::*;
 use reference::RefMmu;
 
@@ -79,7 +79,7 @@ pub fn error_code_strategy() -> impl Strategy<Value = u64> {
 /// The Rust `Masks` for a reference MMU (values copied, base address mask =
 /// the host-test one so tables in host memory can be walked).
 pub fn masks_of(m: &RefMmu) -> Masks {
-    Masks {
+    kvm_rs_host::testing::host_masks(MaskValues {
         nx: m.shadow_nx_mask,
         user: m.shadow_user_mask,
         xs: m.shadow_xs_mask,
@@ -89,7 +89,7 @@ pub fn masks_of(m: &RefMmu) -> Masks {
         accessed: m.shadow_accessed_mask,
         base_addr: reference::SPTE_BASE_ADDR_MASK,
         ad_enabled: m.kvm_ad_enabled,
-    }
+    })
 }
 
 /// The Rust `Fault` for an error code, as the C glue builds it:

@@ -91,31 +91,34 @@ impl<'h, S: Section> HookSection<'h, S> {
     }
 }
 
-// SAFETY: forwards to `inner`; the hooks access the same live SPTE
-// atomically.
+// SAFETY: forwards every operation to `inner`, whose contract it inherits.
+// The hooks act as another CPU: they access the same live SPTE atomically,
+// and the tests' hooks store only leaf or non-present values (or the value
+// found), never a table pointer, so `inner`'s tables stay the only ones a
+// walk can reach.
 unsafe impl<S: Section> Section for HookSection<'_, S> {
-    unsafe fn load(&self, sptep: NonNull<u64>) -> u64 {
+    unsafe fn load(&self, sptep: *mut u64) -> u64 {
         let i = self.loads.get();
         self.loads.set(i + 1);
         if let Some(h) = self.before_load.borrow_mut().as_mut() {
             // SAFETY: the caller guarantees `sptep` is a live SPTE.
-            h(unsafe { AtomicU64::from_ptr(sptep.as_ptr()) }, i);
+            h(unsafe { AtomicU64::from_ptr(sptep) }, i);
         }
         // SAFETY: forwarded contract.
         let val = unsafe { self.inner.load(sptep) };
         self.ops.borrow_mut().push(Op::Load {
-            ptr: sptep.as_ptr() as u64,
+            ptr: sptep as u64,
             val,
         });
         val
     }
 
-    unsafe fn cmpxchg(&self, sptep: NonNull<u64>, old: u64, new: u64) -> Result<(), u64> {
+    unsafe fn cmpxchg(&self, sptep: *mut u64, old: u64, new: u64) -> Result<(), u64> {
         let i = self.cmpxchgs.get();
         self.cmpxchgs.set(i + 1);
         if let Some(h) = self.before_cmpxchg.borrow_mut().as_mut() {
             // SAFETY: as in `load()`.
-            h(unsafe { AtomicU64::from_ptr(sptep.as_ptr()) }, i);
+            h(unsafe { AtomicU64::from_ptr(sptep) }, i);
         }
         // SAFETY: forwarded contract.
         let r = unsafe { self.inner.cmpxchg(sptep, old, new) };
@@ -124,7 +127,7 @@ unsafe impl<S: Section> Section for HookSection<'_, S> {
             Err(v) => v,
         };
         self.ops.borrow_mut().push(Op::Cmpxchg {
-            ptr: sptep.as_ptr() as u64,
+            ptr: sptep as u64,
             old,
             new,
             ok: r.is_ok(),
@@ -133,8 +136,11 @@ unsafe impl<S: Section> Section for HookSection<'_, S> {
         r
     }
 
-    fn table(&self, pa: u64) -> Option<NonNull<u64>> {
-        self.inner.table(pa)
+    unsafe fn table(&self, pa: u64) -> Option<NonNull<u64>> {
+        // SAFETY: forwarded precondition: `pa` is the child address of a
+        // shadow-present non-leaf SPTE loaded through `inner` during this
+        // borrow.
+        unsafe { self.inner.table(pa) }
     }
 }
 
@@ -165,26 +171,27 @@ impl FakeSection {
     }
 }
 
-// SAFETY: no memory is accessed at all.
+// SAFETY: no memory is accessed at all: the addresses are only recorded,
+// so any address is an SPTE address "valid" for this section.
 unsafe impl Section for FakeSection {
-    unsafe fn load(&self, sptep: NonNull<u64>) -> u64 {
+    unsafe fn load(&self, sptep: *mut u64) -> u64 {
         let i = self.next_val.get();
         self.next_val.set(i + 1);
         let val = self.values[i % self.values.len()];
         self.ops.borrow_mut().push(Op::Load {
-            ptr: sptep.as_ptr() as u64,
+            ptr: sptep as u64,
             val,
         });
         val
     }
 
-    unsafe fn cmpxchg(&self, sptep: NonNull<u64>, old: u64, new: u64) -> Result<(), u64> {
+    unsafe fn cmpxchg(&self, sptep: *mut u64, old: u64, new: u64) -> Result<(), u64> {
         let i = self.next_cas.get();
         self.next_cas.set(i + 1);
         let ok = self.cas_ok.get(i).copied().unwrap_or(true);
         let found = if ok { old } else { old ^ 0x8000 };
         self.ops.borrow_mut().push(Op::Cmpxchg {
-            ptr: sptep.as_ptr() as u64,
+            ptr: sptep as u64,
             old,
             new,
             ok,
@@ -197,7 +204,7 @@ unsafe impl Section for FakeSection {
         }
     }
 
-    fn table(&self, pa: u64) -> Option<NonNull<u64>> {
+    unsafe fn table(&self, pa: u64) -> Option<NonNull<u64>> {
         if Some(pa) == self.table_none_pa {
             return None;
         }
@@ -206,6 +213,10 @@ unsafe impl Section for FakeSection {
 }
 
 /// Read a live SPTE (for reference walkers over host tables).
+///
+/// Safe only by the tests' convention that `ptr` is the address of an SPTE
+/// in a live `Tables` (the reference walker follows the same pointers as
+/// the walk).
 pub fn read_host(ptr: u64) -> u64 {
     // SAFETY: callers pass addresses of SPTEs in live `Tables`.
     unsafe { AtomicU64::from_ptr(ptr as *mut u64) }.load(Ordering::Relaxed)
