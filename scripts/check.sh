@@ -94,6 +94,7 @@ stage_setup() {
 
 stage_host() {
 	run host-cargo-test bash -c 'cd tools/host && cargo test --release 2>&1'
+	run host-compile-fail tools/host/compile-fail.sh
 	run host-fuzz tools/host/fuzz.sh
 	if [ -x tools/host/run-loom.sh ]; then
 		run host-loom tools/host/run-loom.sh
