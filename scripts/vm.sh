@@ -26,8 +26,14 @@
 #   --icount            deterministic mode for benchmarks: -icount
 #                       shift=0,sleep=off -seed 1, fixed RTC, -smp 1
 #   --smp N             guest CPUs (default 2; 1 with --icount)
+#   --tcg MODE          QEMU TCG threading: multi (default: MTTCG, one host
+#                       thread per vCPU) or single (one host thread runs the
+#                       vCPUs round-robin; always with --icount)
 #   --mem SIZE          guest memory (default 2G)
 #   --log PATH          serial log (default build/vm/<time>.log)
+#   --json PATH         machine-readable result (default: the log path with
+#                       .json instead of .log): one JSON object with the run's
+#                       settings, verdict, kernel reports and per-test results
 #   --quiet             do not echo the guest console, progress lines only
 #   --verbose           echo the whole guest console
 #
@@ -42,6 +48,7 @@ set -euo pipefail
 kdir="" moddir="" kvm_params="" amd_params="" tests_arg="" log=""
 suite=$KVMRS_ROOT/tools/vm/suite.list
 timeout=900 test_timeout=600 icount=0 smp="" mem=2G perf=0 verbose=0 quiet=0
+tcg="" json=""
 cmds=()
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -59,6 +66,8 @@ while [ $# -gt 0 ]; do
 	--icount) icount=1; shift ;;
 	--smp) smp=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
+	--tcg) tcg=$2; shift 2 ;;
+	--json) json=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--verbose) verbose=1; shift ;;
 	--quiet) quiet=1; shift ;;
@@ -68,7 +77,10 @@ while [ $# -gt 0 ]; do
 done
 [[ "$timeout" =~ ^[0-9]+$ ]] || die "vm: --timeout wants seconds"
 [[ "$test_timeout" =~ ^[0-9]+$ ]] || die "vm: --test-timeout wants seconds"
+if [ -z "$tcg" ]; then if [ "$icount" = 1 ]; then tcg=single; else tcg=multi; fi; fi
+case "$tcg" in single|multi) ;; *) die "vm: --tcg wants 'single' or 'multi', not '$tcg'" ;; esac
 if [ -z "$smp" ]; then if [ "$icount" = 1 ]; then smp=1; else smp=2; fi; fi
+[ "$icount" = 1 ] && [ "$tcg" = multi ] && die "vm: --icount runs single-threaded TCG (QEMU refuses MTTCG with icount)"
 [ "$icount" = 1 ] && [ "$smp" != 1 ] && die "vm: --icount needs --smp 1 (one vCPU thread, deterministic)"
 
 command -v qemu-system-x86_64 >/dev/null || die "vm: qemu-system-x86_64 missing (run 'make setup')"
@@ -242,7 +254,7 @@ if [ -z "$log" ]; then
 fi
 mkdir -p "$(dirname "$log")"
 : > "$log"
-qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp "$smp" -m "$mem"
+qemu=(qemu-system-x86_64 -accel "tcg,thread=$tcg" -cpu EPYC,+svm,+npt -smp "$smp" -m "$mem"
 	-nographic -no-reboot -nic none
 	-kernel "$bzimage" -initrd "$work/initrd.cpio"
 	-append "console=ttyS0 panic=-1 oops=panic rdinit=/init")
@@ -251,7 +263,7 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp "$smp" -m "$mem"
 # the splat is in the log either way.
 
 step "vm: kernel $release, modules $mods_label ($moddir), kvm params '${kvm_params}' amd params '${amd_params}'"
-step "vm: ${#test_names[@]} tests, smp=$smp mem=$mem icount=$icount timeout=${timeout}s, log $log"
+step "vm: ${#test_names[@]} tests, smp=$smp tcg=$tcg mem=$mem icount=$icount timeout=${timeout}s, log $log"
 t0=$(date +%s.%N)
 timeout --signal=KILL "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1 &
 qpid=$!
@@ -301,7 +313,8 @@ splat_re='WARNING:|BUG:|Oops|general protection|lockdep is turned off|DEBUG_LOCK
 splats=$(grep -nE "$splat_re" "$work/log" | grep -v -E 'KVMRS-|^[0-9]+:\+ ' | head -20 || true)
 
 printf '\n%-26s %-8s %9s %9s  %s\n' TEST RESULT "WALL(s)" "GUEST(s)" NOTE
-failed=0 npass=0 nskip=0 nfail=0
+failed=0 npass=0 nskip=0 nfail=0 rc=""
+: > "$work/results.tsv"
 rerunnable="" hard=0	# tests that only exited non-zero; a failure of another kind
 for name in "${test_names[@]}"; do
 	endl=$(grep -m1 "KVMRS-TEST-END $name rc=" "$work/log" || true)
@@ -333,6 +346,8 @@ for name in "${test_names[@]}"; do
 		res=NOT-RUN; failed=1
 	fi
 	printf '%-26s %-8s %9s %9s  %s\n' "$name" "$res" "$w" "$g" "$note"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$res" "$w" "$g" "${rc:-}" "$note" >> "$work/results.tsv"
+	rc=""
 	case "$res" in
 	PASS) npass=$((npass + 1)) ;;
 	SKIP) nskip=$((nskip + 1)) ;;
@@ -362,5 +377,73 @@ echo "vm: $npass passed, $nfail failed, $nskip skipped"
 # The tests scripts/vm-rerun.sh may run again: only when exiting non-zero
 # was the run's only problem.
 [ "$hard" = 0 ] && [ -n "$rerunnable" ] && echo "vm: rerunnable:$rerunnable"
+
+# The machine-readable result, for check.sh, vm-rerun.sh, bench.sh and the
+# flake-rate measurements (scripts/flake-rate.sh).
+[ -n "$json" ] || json=${log%.log}.json
+[ "$json" != "$log" ] || json=$log.json
+printf '%s\n' "$splats" > "$work/splats"
+KVMRS_J_STATUS=$status KVMRS_J_HARD=$hard KVMRS_J_WALL=$wall KVMRS_J_QRC=$qrc \
+KVMRS_J_TIMEDOUT=$timed_out KVMRS_J_DONE=$done_seen KVMRS_J_LOG=$log \
+KVMRS_J_LOADFAIL=$(grep -c KVMRS-LOAD-FAILED "$work/log" || true) \
+KVMRS_J_RELEASE=$release KVMRS_J_MODULES=$mods_label KVMRS_J_KVM_PARAMS=$kvm_params \
+KVMRS_J_AMD_PARAMS=$amd_params KVMRS_J_SMP=$smp KVMRS_J_TCG=$tcg KVMRS_J_ICOUNT=$icount \
+KVMRS_J_MEM=$mem python3 - "$work/results.tsv" "$work/splats" "$work/log" > "$json.tmp" <<'PY' || json_rc=$?
+import json, os, re, sys
+e = lambda k: os.environ["KVMRS_J_" + k]
+tests = []
+for line in open(sys.argv[1]):
+    name, res, wall, guest, rc, note = line.rstrip("\n").split("\t")
+    num = lambda v: None if v in ("-", "") else float(v)
+    tests.append({"name": name, "result": res, "rc": int(rc) if rc else None,
+                  "wall_s": num(wall), "guest_s": num(guest), "note": note.strip()})
+log = open(sys.argv[3], errors="replace").read()
+# each test's own output, between its markers: a failing test keeps its
+# last lines and the line that says why (assertion, guest exit reason)
+seg, cur = {}, None
+for l in log.splitlines():
+    m = re.search(r"KVMRS-TEST-(BEGIN|END) (\S+)", l)
+    if m:
+        cur = m.group(2) if m.group(1) == "BEGIN" else None
+        continue
+    if cur is not None:
+        seg.setdefault(cur, []).append(l)
+for t in tests:
+    if t["result"] in ("PASS", "SKIP"):
+        continue
+    out = seg.get(t["name"], [])
+    why = [l.strip() for l in out if re.search(
+        r"exit_reason=|Invalid guest sync|Assertion|assert|not ok|Killed|WARNING:|BUG:", l)]
+    t["why"] = why[:4]
+    t["output_tail"] = [l.strip() for l in out[-8:]]
+def marker(tag):
+    m = re.findall(r"KVMRS-%s (.*)" % tag, log)
+    return m[-1].strip() if m else None
+stats = marker("STATS")
+counters = {}
+if stats and stats != "n/a":
+    # "impl: fixed=N spurious=N ..." groups, or plain key=value pairs
+    for impl, body in re.findall(r"(\w+):((?:\s*\w+=\d+)+)", stats):
+        counters[impl] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", body)}
+    if not counters:
+        counters = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", stats)}
+params = marker("PARAMS")
+print(json.dumps({
+    "verdict": "PASS" if e("STATUS") == "0" else "FAIL",
+    "hard_failure": e("HARD") == "1",
+    "wall_s": float(e("WALL")), "qemu_rc": int(e("QRC")),
+    "timed_out": e("TIMEDOUT") == "1", "done": e("DONE") == "1",
+    "load_failed": e("LOADFAIL") not in ("", "0"),
+    "kernel": e("RELEASE"), "modules": e("MODULES"),
+    "kvm_params": e("KVM_PARAMS"), "amd_params": e("AMD_PARAMS"),
+    "params_read_back": params, "smp": int(e("SMP")), "tcg": e("TCG"),
+    "icount": e("ICOUNT") == "1", "mem": e("MEM"), "log": e("LOG"),
+    "kernel_reports": [l for l in open(sys.argv[2]).read().splitlines() if l],
+    "stats_raw": stats, "counters": counters,
+    "tests": tests,
+}, indent=1))
+PY
+if [ "${json_rc:-0}" = 0 ]; then mv "$json.tmp" "$json"; echo "vm: result: $json"
+else echo "vm: FAILED: could not write the result file $json" >&2; status=1; fi
 if [ "$status" = 0 ]; then ok "vm: no failure, no kernel report"; else echo "vm: FAILED" >&2; fi
 exit $status
