@@ -15,10 +15,15 @@ use kernel::ffi::c_int;
 /// KVM's C, and report the result to C (counted in debugfs, a mismatch
 /// warned about once with both values).
 ///
-/// Must be called inside the read section `section` in which `last` was
-/// found (`last` borrows it), for the fault `pf` of the Rust fast path.
+/// # Safety
+///
+/// - `pf` is the fault description the C passed to
+///   `kvm_rs_tdp_fast_page_fault()`, and `section`, `masks` and `root` are
+///   the ones the Rust fast path built from it;
+/// - `last` was found in `section` (it borrows it) and `decision` is the
+///   Rust decision on it.
 #[inline(never)]
-pub(crate) fn differential_check(
+pub(crate) unsafe fn differential_check(
     pf: &kvm_rs_fast_pf,
     section: &RcuSection,
     masks: &Masks,

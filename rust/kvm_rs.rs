@@ -163,15 +163,20 @@ pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -
 #[cold]
 #[inline(never)]
 unsafe fn tdp_fast_page_fault_differential(pf: &kvm_rs_fast_pf) -> c_int {
+    let observe = |pf: &kvm_rs_fast_pf,
+                   section: &RcuSection,
+                   masks: &Masks,
+                   root: &Root<'_>,
+                   last: &tdp_mmu::LastSpte<'_, RcuSection>,
+                   decision: &fast_pf::Decision| {
+        // SAFETY: `differential_check()` requires `pf` to be the C's fault
+        // description, and `section`, `masks`, `root`, `last` and `decision`
+        // what the fast path built from it and found: `tdp_fast_page_fault()`
+        // passes exactly these, inside the section `last` borrows.
+        unsafe { diff::differential_check(pf, section, masks, root, last, decision) }
+    };
     // SAFETY: this function's `# Safety` is `tdp_fast_page_fault()`'s.
-    unsafe {
-        tdp_fast_page_fault(pf, |pf, section, masks, root, last, decision| {
-            // SAFETY: `pf` is the C's fault description (this function's
-            // `# Safety`) and `observe` runs inside the read section in
-            // which `last` was found.
-            unsafe { diff::differential_check(pf, section, masks, root, last, decision) }
-        })
-    }
+    unsafe { tdp_fast_page_fault(pf, observe) }
 }
 
 /// The body of [`kvm_rs_tdp_fast_page_fault`]: one RCU read section around
