@@ -6,7 +6,7 @@
  * This header is the whole FFI boundary. The C side includes it; the build
  * runs bindgen on it and the Rust entry points are checked against the
  * generated declarations, so a signature that drifts on either side fails
- * the build. Keep it to scalars, opaque pointers and the two structs below.
+ * the build. Keep it to scalars, opaque pointers and the three structs below.
  */
 #ifndef _KVM_RS_H
 #define _KVM_RS_H
@@ -30,11 +30,17 @@ struct kvm_memory_slot;
 #define KVM_RS_RET_PF_FIXED	5
 #define KVM_RS_RET_PF_SPURIOUS	6
 
-/* kvm.tdp_fast_pf_diff: what kvm_rs_diff_report() reports. */
-#define KVM_RS_DIFF_OK		0	/* one snapshot checked, no mismatch */
-#define KVM_RS_DIFF_DECISION	1	/* C and Rust decide differently */
-#define KVM_RS_DIFF_WALK	2	/* C and Rust walks end at different SPTEs */
-#define KVM_RS_DIFF_NR		3
+/*
+ * kvm.tdp_fast_pf_diff: what kvm_rs_diff_report() reports, and the field
+ * debugfs kvm_rs/diff_inject_field corrupts in the C result.
+ */
+#define KVM_RS_DIFF_OK		0	/* one snapshot checked */
+#define KVM_RS_DIFF_DECISION	1	/* different RET_PF_* on the same input */
+#define KVM_RS_DIFF_WALK	2	/* the walks end at different SPTEs */
+#define KVM_RS_DIFF_LEVEL	3	/* ... at different levels */
+#define KVM_RS_DIFF_SNAPSHOT	4	/* ... having read different values */
+#define KVM_RS_DIFF_NEW_SPTE	5	/* both fix, with different new SPTEs */
+#define KVM_RS_DIFF_NR		6
 
 /* Levels of a TDP root (PT64_ROOT_MAX_LEVEL) and get_walk's array size. */
 #define KVM_RS_ROOT_MAX_LEVEL	5
@@ -51,6 +57,19 @@ struct kvm_rs_root {
 	u64 base_addr_mask;
 	/* root->role.level, 0 if there is no root. */
 	int level;
+};
+
+/*
+ * kvm.tdp_fast_pf_diff: what one side computes for a fault: the SPTE its walk
+ * ends at, the value it read there, its level, the decision on that value
+ * (KVM_RS_RET_PF_*) and, for KVM_RS_RET_PF_FIXED, the new SPTE (else 0).
+ */
+struct kvm_rs_diff_side {
+	u64 *sptep;
+	u64 spte;
+	u64 new_spte;
+	int level;
+	int ret;
 };
 
 /* One TDP MMU fast page fault, filled by mmu.c before calling Rust. */
@@ -115,15 +134,16 @@ void kvm_rs_trace_fast_page_fault(struct kvm_vcpu *vcpu,
 
 /*
  * kvm.tdp_fast_pf_diff (differential mode), called inside the RCU read
- * section: the C decision on a snapshot (RET_PF_*; *new_spte is set for
- * RET_PF_FIXED), the C walk (kvm_tdp_mmu_fast_pf_get_last_sptep()), and the
- * report of one check (KVM_RS_DIFF_*), counted in debugfs.
+ * section: the C side for the fault of @pf (the C walk
+ * kvm_tdp_mmu_fast_pf_get_last_sptep(), the level of its sptep from
+ * sptep_to_sp(), fast_pf_decide() on the snapshot it read), and the report
+ * of one check (KVM_RS_DIFF_*, with both sides), counted in debugfs.
  */
-int kvm_rs_c_fast_pf_decide(const struct kvm_rs_fast_pf *pf, u64 spte,
-			    int level, u64 *new_spte);
-u64 *kvm_rs_c_fast_pf_walk(const struct kvm_rs_fast_pf *pf, u64 *spte);
-void kvm_rs_diff_report(const struct kvm_rs_fast_pf *pf, int what, u64 spte,
-			int rust_ret, u64 rust_val, int c_ret, u64 c_val);
+void kvm_rs_c_fast_pf(const struct kvm_rs_fast_pf *pf,
+		      struct kvm_rs_diff_side *c);
+void kvm_rs_diff_report(const struct kvm_rs_fast_pf *pf, int what,
+			const struct kvm_rs_diff_side *rust,
+			const struct kvm_rs_diff_side *c);
 
 /* virt/kvm/kvm_main.c */
 void mark_page_dirty_in_slot(struct kvm *kvm,

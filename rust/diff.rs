@@ -1,19 +1,65 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `kvm.tdp_fast_pf_diff`: the differential check of the Rust fast path
-//! against KVM's C, on the same snapshot and inside the same RCU read
-//! section.
+//! against KVM's C, inside the same RCU read section.
+//!
+//! Both sides compute, for the fault: the SPTE their walk ends at, the value
+//! they read there, its level (the C's from `sptep_to_sp(sptep)->role.level`,
+//! the Rust's from the walk's depth), the decision on that value and, for a
+//! fix, the new SPTE. Every one of them is compared. A concurrent zap or fix
+//! can change the tree between the two walks, so a difference in the walk
+//! counts only if a fresh pair of walks reproduces it; the decision and the
+//! new SPTE are compared on walks that agree, i.e. on the same input.
 
-use crate::bindings::{self, kvm_rs_fast_pf};
+use crate::bindings::{self, kvm_rs_diff_side, kvm_rs_fast_pf};
+use crate::fast_pf::{self, Decision};
 use crate::rcu::RcuSection;
 use crate::spte::Masks;
 use crate::tdp_mmu::{self, LastSpte, Root};
-use crate::{fast_pf, RET_PF_FIXED, RET_PF_INVALID, RET_PF_SPURIOUS};
+use crate::{RET_PF_FIXED, RET_PF_INVALID, RET_PF_SPURIOUS};
 use kernel::ffi::c_int;
 
-/// Check one snapshot's decision, and the walk that found it, against
-/// KVM's C, and report the result to C (counted in debugfs, a mismatch
-/// warned about once with both values).
+/// The Rust side of one check: `last` and the decision taken on it.
+fn rust_side(last: &LastSpte<'_, RcuSection>, decision: &Decision) -> kvm_rs_diff_side {
+    let (ret, new_spte) = match *decision {
+        Decision::GiveUp => (RET_PF_INVALID, 0),
+        Decision::Spurious => (RET_PF_SPURIOUS, 0),
+        Decision::Fix(new_spte) => (RET_PF_FIXED, new_spte),
+    };
+    kvm_rs_diff_side {
+        sptep: last.sptep.as_ptr(),
+        spte: last.spte,
+        new_spte,
+        // `LastSpte::level` is in 1..=5: the cast does not truncate.
+        level: last.level as c_int,
+        ret,
+    }
+}
+
+/// The C side of one check: `kvm_rs_c_fast_pf()`.
+///
+/// # Safety
+///
+/// - `pf` is the fault description the C passed to
+///   `kvm_rs_tdp_fast_page_fault()`;
+/// - the caller is inside an RCU read section (the C walk's contract).
+unsafe fn c_side(pf: &kvm_rs_fast_pf) -> kvm_rs_diff_side {
+    let mut c = kvm_rs_diff_side::default();
+    // SAFETY: `kvm_rs_c_fast_pf()` requires (include/kvm_rs.h):
+    // - `pf` is the C's fault description and the call is inside the RCU
+    //   read section (this function's `# Safety`);
+    // - `c` is valid for writes (a local).
+    unsafe { bindings::kvm_rs_c_fast_pf(pf, &mut c) };
+    c
+}
+
+/// Whether two walks agree: same SPTE, same value, same level.
+fn walked_alike(rust: &kvm_rs_diff_side, c: &kvm_rs_diff_side) -> bool {
+    (rust.sptep, rust.spte, rust.level) == (c.sptep, c.spte, c.level)
+}
+
+/// Check one snapshot's walk and decision against KVM's C, and report the
+/// result to C (counted in debugfs, each mismatch printed with both sides).
 ///
 /// # Safety
 ///
@@ -29,69 +75,45 @@ pub(crate) unsafe fn differential_check(
     masks: &Masks,
     root: &Root<'_>,
     last: &LastSpte<'_, RcuSection>,
-    decision: &fast_pf::Decision,
+    decision: &Decision,
 ) {
-    let (rust_ret, rust_new) = match *decision {
-        fast_pf::Decision::GiveUp => (RET_PF_INVALID, 0),
-        fast_pf::Decision::Spurious => (RET_PF_SPURIOUS, 0),
-        fast_pf::Decision::Fix(new_spte) => (RET_PF_FIXED, new_spte),
-    };
-    // `level` <= 5 (`LastSpte`), so the cast does not truncate.
-    let level = last.level as c_int;
-    let mut c_new = 0;
-    // SAFETY: `kvm_rs_c_fast_pf_decide()` requires (include/kvm_rs.h):
-    // - `pf` is the fault description the C passed to the entry point (it
-    //   is, see `kvm_rs_tdp_fast_page_fault()`);
-    // - the call is inside the RCU read section (`last` borrows `section`);
-    // - `c_new` is a valid out pointer (a local).
-    let c_ret = unsafe { bindings::kvm_rs_c_fast_pf_decide(pf, last.spte, level, &mut c_new) };
-    let c_new = if c_ret == RET_PF_FIXED { c_new } else { 0 };
-    let report = |what: u32, rust_ret: c_int, rust_val: u64, c_ret: c_int, c_val: u64| {
-        // SAFETY: `pf` is the C's fault description, as above;
-        // `kvm_rs_diff_report()` only counts and prints.
-        unsafe {
-            bindings::kvm_rs_diff_report(
-                pf,
-                what as c_int,
-                last.spte,
-                rust_ret,
-                rust_val,
-                c_ret,
-                c_val,
-            )
-        }
-    };
-    if (rust_ret, rust_new) != (c_ret, c_new) {
-        report(
-            bindings::KVM_RS_DIFF_DECISION,
-            rust_ret,
-            rust_new,
-            c_ret,
-            c_new,
-        );
-    }
-    let c_walk = || {
-        let mut spte = 0;
-        // SAFETY: `kvm_rs_c_fast_pf_walk()` requires `pf` to be the C's
-        // fault description and the call to be inside the RCU read section,
-        // as above; `spte` is a valid out pointer.
-        unsafe { bindings::kvm_rs_c_fast_pf_walk(pf, &mut spte) }
-    };
-    if c_walk() != last.sptep.as_ptr() {
-        // A zap between the two walks can legitimately move the last SPTE;
-        // only a difference that a fresh pair of walks reproduces counts.
+    let mut rust = rust_side(last, decision);
+    // SAFETY: `pf` is the C's, and `last` borrows `section`, so the RCU
+    // read lock is held (this function's `# Safety`).
+    let mut c = unsafe { c_side(pf) };
+    if !walked_alike(&rust, &c) {
+        // Only a difference that a fresh pair of walks reproduces counts.
+        // The second walk cannot fail where the first succeeded (same root
+        // and gfn); if it did, the first pair is compared as it is.
         if let Ok(again) = tdp_mmu::fast_pf_get_last_sptep(section, masks, root, pf.gfn) {
-            let c_ptr = c_walk();
-            if c_ptr != again.sptep.as_ptr() {
-                report(
-                    bindings::KVM_RS_DIFF_WALK,
-                    0,
-                    again.sptep.as_ptr() as u64,
-                    0,
-                    c_ptr as u64,
-                );
-            }
+            let decision = fast_pf::decide(masks, &crate::fault_of(pf), again.spte, again.level);
+            rust = rust_side(&again, &decision);
+            // SAFETY: as above; `again` borrows `section`.
+            c = unsafe { c_side(pf) };
         }
     }
-    report(bindings::KVM_RS_DIFF_OK, rust_ret, rust_new, c_ret, c_new);
+    let report = |what: u32| {
+        // SAFETY: `kvm_rs_diff_report()` requires `pf` to be the C's fault
+        // description (this function's `# Safety`) and `rust` and `c` to be
+        // valid for reads (locals); it only counts and prints.
+        unsafe { bindings::kvm_rs_diff_report(pf, what as c_int, &rust, &c) }
+    };
+    if rust.sptep != c.sptep {
+        report(bindings::KVM_RS_DIFF_WALK);
+    }
+    if rust.level != c.level {
+        report(bindings::KVM_RS_DIFF_LEVEL);
+    }
+    if rust.spte != c.spte {
+        report(bindings::KVM_RS_DIFF_SNAPSHOT);
+    }
+    // The decisions are comparable only on the same input.
+    if walked_alike(&rust, &c) {
+        if rust.ret != c.ret {
+            report(bindings::KVM_RS_DIFF_DECISION);
+        } else if rust.new_spte != c.new_spte {
+            report(bindings::KVM_RS_DIFF_NEW_SPTE);
+        }
+    }
+    report(bindings::KVM_RS_DIFF_OK);
 }

@@ -133,6 +133,17 @@ unsafe fn root_of<'a>(root: &'a kvm_rs_root) -> Root<'a> {
     unsafe { Root::new(root.spt, level, root.gfn_bits) }
 }
 
+/// What the fault of `pf` asks for.
+#[inline(always)]
+fn fault_of(pf: &kvm_rs_fast_pf) -> fast_pf::Fault {
+    fast_pf::Fault {
+        gfn: pf.gfn,
+        write: pf.write,
+        permissions: pf.permissions,
+        slot_dirty_tracked: pf.slot_dirty_tracked,
+    }
+}
+
 /// Entry point for `fast_page_fault()` with the TDP MMU; see `include/kvm_rs.h`.
 ///
 /// # Safety
@@ -212,12 +223,7 @@ unsafe fn tdp_fast_page_fault(
     // reference for this call (this function's `# Safety`); `root` does not
     // outlive the call.
     let root = unsafe { root_of(&pf.root) };
-    let fault = fast_pf::Fault {
-        gfn: pf.gfn,
-        write: pf.write,
-        permissions: pf.permissions,
-        slot_dirty_tracked: pf.slot_dirty_tracked,
-    };
+    let fault = fault_of(pf);
     let mark_dirty = || {
         // SAFETY: `mark_page_dirty_in_slot()` requires:
         // - `kvm` and `slot` are the fault's (this function's `# Safety`);
