@@ -30,7 +30,7 @@ help:
 	@echo '  make unload         unload kvm-amd/kvm-intel and kvm'
 	@echo '  make check          every test: host cargo tests, module build + clippy/rustfmt, bad-KDIR errors, VM suite'
 	@echo '                      (a VM test that fails is rerun once in a fresh VM; a pass there is reported FLAKY)'
-	@echo '  make check-host     host-side tests of the Rust logic only (cargo test, fuzz + coverage, loom)'
+	@echo '  make check-host     host-side tests of the Rust logic only (cargo test, compile-fail, fuzz + coverage, loom)'
 	@echo '  make check-vm       the VM suite only (TESTS="name ..." to pick tests)'
 	@echo '  make demo           the main job: setup, kernel, modules, then dirty_log_perf_test under perf in a VM'
 	@echo '  make bench          Rust vs C vs off vs shadow MMU, deterministic (icount) VM benchmark, table + CSV + PNG'
