@@ -422,11 +422,8 @@ def marker(tag):
 stats = marker("STATS")
 counters = {}
 if stats and stats != "n/a":
-    # "impl: fixed=N spurious=N ..." groups, or plain key=value pairs
-    for impl, body in re.findall(r"(\w+):((?:\s*\w+=\d+)+)", stats):
-        counters[impl] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", body)}
-    if not counters:
-        counters = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", stats)}
+    # "rust_fixed 65536 rust_spurious 21702 ... diff_checked 0 ..."
+    counters = {k: int(v) for k, v in re.findall(r"(\w+)[ =](\d+)", stats)}
 params = marker("PARAMS")
 print(json.dumps({
     "verdict": "PASS" if e("STATUS") == "0" else "FAIL",
