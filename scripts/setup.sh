@@ -36,7 +36,7 @@ if [ ! -f /var/lib/kvm-rs-apt-updated ]; then
 fi
 
 PKGS="build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils kmod
-rsync python3 busybox-static zstd file
+rsync python3 busybox-static zstd file jq
 rustc-web rust-web-src rust-web-clippy rustfmt-web libclang-22-dev clang-22 lld-22 llvm-22 linux-perf
 python3-matplotlib python3-sphinx"
 missing=""
