@@ -350,7 +350,7 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(cpu_ns && wall_ns, "calloc");
 
 	fast_pf_mode(mode, sizeof(mode));
-	tdp = tdp_mmu_enabled();
+	tdp = get_kvm_param_bool("tdp_mmu");
 	create_vm();
 	bmap = bitmap_zalloc(region_pages);
 	TEST_ASSERT(bmap, "bitmap_zalloc");

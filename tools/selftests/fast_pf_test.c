@@ -8,42 +8,75 @@
  * MMU-writable, so every first guest write after a KVM_GET_DIRTY_LOG is a
  * write-protection fault that the fast path fixes outside mmu_lock.
  *
- * Tests (-t <name>, default: all):
- *   4k      N 4K pages (anonymous, MADV_NOHUGEPAGE): populate, enable dirty
- *           logging, write every page again.  Asserts the dirty bitmap is
- *           exactly the N pages, the vCPU stat pf_fast grew by N (0 with
+ * kselftest_harness tests (-l lists them, -t <test> selects by test name,
+ * -r <fixture>[.<variant>].<test> by full name, default: all):
+ *
+ *   fast_pf.4k    N 4K pages (anonymous, MADV_NOHUGEPAGE): populate, enable
+ *           dirty logging, write every page again.  Asserts the dirty bitmap
+ *           is exactly the N pages, the vCPU stat pf_fast grew by N (0 with
  *           kvm.tdp_fast_pf=off on the TDP MMU), N kvmmmu:fast_page_fault
  *           events with "fixed 1" (tracefs), and the kvm_rs counters
  *           (/sys/kernel/debug/kvm_rs/fast_pf_stats) of the active mode.
- *   huge    anonymous_thp backing: 2M mappings under dirty logging must not
+ *   fast_pf_huge.no_eager_split.huge, fast_pf_huge.eager_split.huge
+ *           anonymous_thp backing: 2M mappings under dirty logging must not
  *           be made writable by the fast path; every written 4K page must be
- *           in the dirty log.  Run with kvm.eager_page_split=N (the 2M SPTEs
- *           stay and are write-protected) and =Y (split when logging starts).
- *   switch  the vCPU writes pseudo-random page subsets under dirty logging
- *           while a thread cycles kvm.tdp_fast_pf through rust/c/off; every
- *           round's log must be exactly the written pages.
- *   spurious  a write to a page whose SPTE is already writable after a
- *           fixed fault is not counted as fixed (two vCPUs race to the same
+ *           in the dirty log.  The variants set kvm.eager_page_split=N (the
+ *           2M SPTEs stay and are write-protected) and =Y (split when
+ *           logging starts); SKIP without 2M mappings (THP unavailable).
+ *   fast_pf.switch  the vCPU writes pseudo-random page subsets under dirty
+ *           logging while a thread cycles kvm.tdp_fast_pf through rust/c/off;
+ *           every round's log must be exactly the written pages.
+ *   fast_pf.spurious  a write to a page whose SPTE is already writable after
+ *           a fixed fault is not counted as fixed (two vCPUs race to the same
  *           pages; fixed + spurious == faults, fixed == pages).
+ *
+ * Options of this test, taken out before the harness parses the rest:
+ *   -n <pages>   pages per memslot (default 4096, at least 64)
+ *   -i <rounds>  rounds of fast_pf.switch (default 40)
+ * e.g. "fast_pf_test -t switch -n 2048 -i 30".  The harness's own -r runs a
+ * test by full name, hence -i for the rounds (dirty_log_perf_test's letter
+ * for iterations).
  *
  * Module interface (kvm-rs): /sys/module/kvm/parameters/tdp_fast_pf =
  * rust|c|off, /sys/kernel/debug/kvm_rs/fast_pf_stats ("key value" lines).
- * With stock modules those are absent and the kvm_rs checks report SKIP.
+ * With stock modules those are absent: fast_pf.switch is skipped and the
+ * kvm_rs counter checks are not made.  The fixtures save the module
+ * parameters a test changes and restore them in the harness's parent
+ * process, so a failed or crashed test does not leave them changed.
+ *
+ * Exit code: 0 if every selected test passed or was skipped and at least
+ * one passed, 4 (KSFT_SKIP) if all were skipped, 1 if any failed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
+#include <linux/bitmap.h>
 
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
 #include "ucall_common.h"
 
+/*
+ * kselftest_harness.h rather than kvm_test_harness.h: its one-vCPU suite
+ * creates the VM with the default layout, and these tests need their own
+ * memslot sizes and, for fast_pf.spurious, two vCPUs.
+ */
+#include "kselftest_harness.h"
+
 #include "kvmrs_util.h"
+
+/*
+ * Per-test harness timeout, above tools/vm's 600 s per-test limit so that
+ * under scripts/vm.sh a hung test is still the runner's TIMEOUT.
+ */
+#define FAST_PF_TIMEOUT	900
 
 #define TEST_SLOT	1
 #define TEST_GPA	0x40000000ULL	/* 1 GiB: 2M aligned */
@@ -97,7 +130,7 @@ static void guest_code(void)
 /* ---- host helpers ------------------------------------------------------ */
 
 static u64 opt_npages = 4096;
-static int opt_rounds = 40;
+static u32 opt_rounds = 40;
 
 enum { RS_RUST_FIXED, RS_RUST_SPURIOUS, RS_RUST_INVALID, RS_C_FIXED,
        RS_C_SPURIOUS, RS_C_INVALID, RS_OFF_INVALID, RS_NR };
@@ -221,7 +254,6 @@ struct test_vm {
 	int nr_vcpus;
 	u64 npages;
 	unsigned long *bmap;
-	size_t bmap_longs;
 };
 
 static void test_vm_create(struct test_vm *t, enum vm_mem_backing_src_type src,
@@ -236,9 +268,8 @@ static void test_vm_create(struct test_vm *t, enum vm_mem_backing_src_type src,
 				       guest_code, t->vcpu);
 	vm_userspace_mem_region_add(t->vm, src, TEST_GPA, TEST_SLOT, npages, 0);
 	virt_map(t->vm, TEST_GVA, TEST_GPA, npages);
-	t->bmap_longs = (npages + 63) / 64;
-	t->bmap = calloc(t->bmap_longs, sizeof(unsigned long));
-	TEST_ASSERT(t->bmap, "calloc");
+	t->bmap = bitmap_zalloc(npages);
+	TEST_ASSERT(t->bmap, "bitmap_zalloc");
 	guest_npages = npages;
 	sync_global_to_guest(t->vm, guest_npages);
 }
@@ -282,11 +313,6 @@ static void run_round(struct test_vm *t, u64 r, u64 mod)
 	vcpu_run_round(t->vcpu[0], r);
 }
 
-static bool bit(const unsigned long *b, u64 i)
-{
-	return (b[i / 64] >> (i % 64)) & 1;
-}
-
 /*
  * Fetch (and thereby clear/re-protect) the dirty log and compare it with the
  * pages written in round r.  Also check the memory contents of those pages.
@@ -296,11 +322,11 @@ static void check_log(struct test_vm *t, u64 r, u64 mod, u64 *missing, u64 *extr
 {
 	u64 i, first_missing = ~0ULL;
 
-	memset(t->bmap, 0, t->bmap_longs * sizeof(unsigned long));
+	bitmap_zero(t->bmap, t->npages);
 	kvm_vm_get_dirty_log(t->vm, TEST_SLOT, t->bmap);
 	*missing = *extra = *expected = 0;
 	for (i = 0; i < t->npages; i++) {
-		bool want = page_selected(i, r, mod), got = bit(t->bmap, i);
+		bool want = page_selected(i, r, mod), got = test_bit(i, t->bmap);
 
 		if (want) {
 			u64 v = *(u64 *)addr_gpa2hva(t->vm, TEST_GPA + i * PG_SIZE);
@@ -331,29 +357,100 @@ static void enable_dirty_logging(struct test_vm *t)
 
 	vm_mem_region_set_flags(t->vm, TEST_SLOT, KVM_MEM_LOG_DIRTY_PAGES);
 	/* collect + clear: nothing was written since logging started */
-	memset(t->bmap, 0, t->bmap_longs * sizeof(unsigned long));
+	bitmap_zero(t->bmap, t->npages);
 	kvm_vm_get_dirty_log(t->vm, TEST_SLOT, t->bmap);
 	for (i = 0; i < t->npages; i++)
-		n += bit(t->bmap, i);
+		n += test_bit(i, t->bmap);
 	TEST_ASSERT(n == 0, "%lu pages dirty right after enabling dirty logging", (unsigned long)n);
 }
 
-/* ---- test: 4k ------------------------------------------------------------ */
+/* ---- fixtures ------------------------------------------------------------ */
 
-static void test_4k(void)
+/*
+ * fast_pf: the module configuration the test runs under.  Teardown runs in
+ * the harness's parent process, after the test process is gone, and puts
+ * kvm.tdp_fast_pf back if the test (fast_pf.switch) left it changed.
+ */
+FIXTURE(fast_pf) {
+	char mode[16];		/* kvm.tdp_fast_pf at setup; "stock" without it */
+	bool tdp_mmu;
+};
+
+FIXTURE_SETUP(fast_pf)
+{
+	fast_pf_mode(self->mode, sizeof(self->mode));
+	self->tdp_mmu = get_kvm_param_bool("tdp_mmu");
+	ksft_print_msg("%lu pages, tdp_mmu=%c, tdp_fast_pf=%s\n",
+		       (unsigned long)opt_npages, self->tdp_mmu ? 'Y' : 'N', self->mode);
+}
+
+FIXTURE_TEARDOWN_PARENT(fast_pf)
+{
+	char now[16];
+
+	if (!strcmp(self->mode, "stock"))
+		return;
+	fast_pf_mode(now, sizeof(now));
+	if (!strcmp(now, self->mode))
+		return;
+	EXPECT_TRUE(write_file_str(PARAM_MODE, self->mode))
+		TH_LOG("cannot restore kvm.tdp_fast_pf=%s (now %s)", self->mode, now);
+}
+
+/*
+ * fast_pf_huge: THP backing under each kvm.eager_page_split setting; the
+ * parameter is restored in the parent, as for fast_pf.
+ */
+FIXTURE(fast_pf_huge) {
+	bool saved_eager;
+	bool changed;
+};
+
+FIXTURE_VARIANT(fast_pf_huge) {
+	bool eager_split;
+};
+
+FIXTURE_VARIANT_ADD(fast_pf_huge, no_eager_split) {
+	.eager_split = false,
+};
+
+FIXTURE_VARIANT_ADD(fast_pf_huge, eager_split) {
+	.eager_split = true,
+};
+
+FIXTURE_SETUP(fast_pf_huge)
+{
+	if (access(PARAM_EAGER, W_OK))
+		SKIP(return, "cannot set %s", PARAM_EAGER);
+	self->saved_eager = get_kvm_param_bool("eager_page_split");
+	self->changed = true;
+	ASSERT_TRUE(write_file_str(PARAM_EAGER, variant->eager_split ? "Y" : "N"))
+		TH_LOG("cannot write %s", PARAM_EAGER);
+	ASSERT_EQ(variant->eager_split, get_kvm_param_bool("eager_page_split"));
+}
+
+FIXTURE_TEARDOWN_PARENT(fast_pf_huge)
+{
+	if (self->changed) {
+		EXPECT_TRUE(write_file_str(PARAM_EAGER, self->saved_eager ? "Y" : "N"))
+			TH_LOG("cannot restore %s", PARAM_EAGER);
+	}
+}
+
+/* ---- fast_pf.4k -------------------------------------------------------------- */
+
+TEST_F_TIMEOUT(fast_pf, 4k, FAST_PF_TIMEOUT)
 {
 	u64 n = opt_npages, missing, extra, expected, pf0, pf1, d[RS_NR];
+	const char *mode = self->mode;
+	bool tdp = self->tdp_mmu;
+	bool off = tdp && !strcmp(mode, "off");
+	u64 want_fast = off ? 0 : n;
 	struct rs_stats rs0, rs1;
 	struct trace_count tc;
 	struct test_vm t;
-	char modebuf[64];
-	const char *mode = fast_pf_mode(modebuf, sizeof(modebuf));
-	bool tdp = tdp_mmu_enabled();
-	bool off = tdp && !strcmp(mode, "off");
-	u64 want_fast = off ? 0 : n;
+	int i;
 
-	ksft_print_msg("4k: %lu pages, tdp_mmu=%c, tdp_fast_pf=%s\n",
-		       (unsigned long)n, tdp ? 'Y' : 'N', mode);
 	test_vm_create(&t, VM_MEM_SRC_ANONYMOUS, n, 1);
 	run_round(&t, 0, 0);			/* populate: slow path */
 	enable_dirty_logging(&t);
@@ -366,79 +463,78 @@ static void test_4k(void)
 	read_rs_stats(&rs1);
 	pf1 = vcpu_get_stat(t.vcpu[0], pf_fast);
 	check_log(&t, 1, 0, &missing, &extra, &expected);
+	test_vm_free(&t);
 
-	ksft_test_result(missing == 0 && extra == 0 && expected == n,
-			 "4k: dirty log exact (%lu/%lu pages, %lu missing, %lu extra)\n",
-			 (unsigned long)(expected - missing), (unsigned long)n,
-			 (unsigned long)missing, (unsigned long)extra);
-	ksft_test_result(pf1 - pf0 == want_fast, "4k: pf_fast +%lu (want %lu)\n",
-			 (unsigned long)(pf1 - pf0), (unsigned long)want_fast);
-	if (!tc.valid)
-		ksft_test_result_skip("4k: tracepoint (no %s)\n", TRACE_EVENT_EN);
-	else
-		ksft_test_result(tc.fixed == want_fast && !tc.lost,
-				 "4k: kvmmmu:fast_page_fault fixed=1 events %lu (want %lu; total %lu, spurious %lu%s)\n",
-				 (unsigned long)tc.fixed, (unsigned long)want_fast,
-				 (unsigned long)tc.total, (unsigned long)tc.spurious,
-				 tc.lost ? ", EVENTS LOST" : "");
+	/* the dirty log is exactly the N written pages */
+	ksft_print_msg("4k: dirty log %lu/%lu pages, %lu missing, %lu extra\n",
+		       (unsigned long)(expected - missing), (unsigned long)n,
+		       (unsigned long)missing, (unsigned long)extra);
+	EXPECT_EQ(n, expected);
+	EXPECT_EQ(0, missing);
+	EXPECT_EQ(0, extra);
+
+	/* each write was one fast fix (none: tdp_fast_pf=off on the TDP MMU) */
+	ksft_print_msg("4k: pf_fast +%lu (want %lu)\n",
+		       (unsigned long)(pf1 - pf0), (unsigned long)want_fast);
+	EXPECT_EQ(want_fast, pf1 - pf0);
+
+	if (!tc.valid) {
+		ksft_print_msg("4k: tracepoint not checked (no %s)\n", TRACE_EVENT_EN);
+	} else {
+		ksft_print_msg("4k: kvmmmu:fast_page_fault fixed=1 events %lu (want %lu; total %lu, spurious %lu%s)\n",
+			       (unsigned long)tc.fixed, (unsigned long)want_fast,
+			       (unsigned long)tc.total, (unsigned long)tc.spurious,
+			       tc.lost ? ", EVENTS LOST" : "");
+		EXPECT_FALSE(tc.lost);
+		EXPECT_EQ(want_fast, tc.fixed);
+	}
 
 	if (!rs0.valid || !rs1.valid) {
-		ksft_test_result_skip("4k: kvm_rs counters (no %s: stock modules?)\n", KVMRS_STATS);
-	} else {
-		bool good;
-
-		rs_delta(&rs0, &rs1, d);
-		print_rs_delta(d);
-		if (!tdp) {
-			/* shadow MMU: plain C, kvm_rs counters never move */
-			good = true;
-			for (int i = 0; i < RS_NR; i++)
-				good &= d[i] == 0;
-		} else if (!strcmp(mode, "rust")) {
-			good = d[RS_RUST_FIXED] == n && d[RS_C_FIXED] == 0 &&
-			       d[RS_OFF_INVALID] == 0 && d[RS_C_INVALID] == 0;
-		} else if (!strcmp(mode, "c")) {
-			good = d[RS_C_FIXED] == n && d[RS_RUST_FIXED] == 0 &&
-			       d[RS_OFF_INVALID] == 0 && d[RS_RUST_INVALID] == 0;
-		} else if (!strcmp(mode, "off")) {
-			good = d[RS_OFF_INVALID] == n && d[RS_RUST_FIXED] == 0 &&
-			       d[RS_C_FIXED] == 0;
-		} else {
-			ksft_print_msg("unknown tdp_fast_pf mode '%s'\n", mode);
-			good = false;
-		}
-		ksft_test_result(good, "4k: kvm_rs counters (mode %s, tdp_mmu=%c, expect %s +%lu)\n",
-				 mode, tdp ? 'Y' : 'N',
-				 !tdp ? "no change" : !strcmp(mode, "off") ? "off_invalid" :
-				 !strcmp(mode, "c") ? "c_fixed" : "rust_fixed",
-				 (unsigned long)(tdp ? n : 0));
+		ksft_print_msg("4k: kvm_rs counters not checked (no %s: stock modules?)\n",
+			       KVMRS_STATS);
+		return;
 	}
-	test_vm_free(&t);
+	rs_delta(&rs0, &rs1, d);
+	print_rs_delta(d);
+	if (!tdp) {
+		/* shadow MMU: plain C, kvm_rs counters never move */
+		for (i = 0; i < RS_NR; i++) {
+			EXPECT_EQ(0, d[i]) TH_LOG("kvm_rs %s moved with tdp_mmu=N", rs_keys[i]);
+		}
+	} else if (!strcmp(mode, "rust")) {
+		EXPECT_EQ(n, d[RS_RUST_FIXED]);
+		EXPECT_EQ(0, d[RS_C_FIXED]);
+		EXPECT_EQ(0, d[RS_OFF_INVALID]);
+		EXPECT_EQ(0, d[RS_C_INVALID]);
+	} else if (!strcmp(mode, "c")) {
+		EXPECT_EQ(n, d[RS_C_FIXED]);
+		EXPECT_EQ(0, d[RS_RUST_FIXED]);
+		EXPECT_EQ(0, d[RS_OFF_INVALID]);
+		EXPECT_EQ(0, d[RS_RUST_INVALID]);
+	} else if (!strcmp(mode, "off")) {
+		EXPECT_EQ(n, d[RS_OFF_INVALID]);
+		EXPECT_EQ(0, d[RS_RUST_FIXED]);
+		EXPECT_EQ(0, d[RS_C_FIXED]);
+	} else {
+		TH_LOG("unknown kvm.tdp_fast_pf mode '%s'", mode);
+		EXPECT_TRUE(false);
+	}
 }
 
-/* ---- test: huge ----------------------------------------------------------- */
+/* ---- fast_pf_huge.*.huge ------------------------------------------------------ */
 
-static void test_huge_one(bool eager)
+TEST_F_TIMEOUT(fast_pf_huge, huge, FAST_PF_TIMEOUT)
 {
 	u64 n = (opt_npages + HPAGE_PAGES - 1) / HPAGE_PAGES * HPAGE_PAGES;
 	u64 missing, extra, expected, tot_missing = 0, tot_extra = 0, huge, pf0, pf1, r;
-	char saved[16] = "";
-	bool can_set;
+	char eager = variant->eager_split ? 'Y' : 'N';
 	struct test_vm t;
-
-	can_set = read_file_str(PARAM_EAGER, saved, sizeof(saved)) &&
-		  write_file_str(PARAM_EAGER, eager ? "Y" : "N");
-	if (!can_set) {
-		ksft_test_result_skip("huge: eager_page_split=%c (cannot set %s)\n",
-				      eager ? 'Y' : 'N', PARAM_EAGER);
-		return;
-	}
 
 	test_vm_create(&t, VM_MEM_SRC_ANONYMOUS_THP, n, 1);
 	run_round(&t, 0, 0);			/* populate: 2M mappings if THP */
 	huge = vm_get_stat(t.vm, pages_2m);
 	ksft_print_msg("huge: eager_page_split=%c, %lu pages, %lu 2M mappings after populate\n",
-		       eager ? 'Y' : 'N', (unsigned long)n, (unsigned long)huge);
+		       eager, (unsigned long)n, (unsigned long)huge);
 	enable_dirty_logging(&t);
 
 	pf0 = vcpu_get_stat(t.vcpu[0], pf_fast);
@@ -450,28 +546,19 @@ static void test_huge_one(bool eager)
 		tot_extra += extra;
 	}
 	pf1 = vcpu_get_stat(t.vcpu[0], pf_fast);
-	ksft_print_msg("huge: pf_fast +%lu, 2M mappings now %lu, extra dirty pages %lu\n",
+	ksft_print_msg("huge: pf_fast +%lu, 2M mappings now %lu, extra dirty pages %lu, missing %lu\n",
 		       (unsigned long)(pf1 - pf0), (unsigned long)vm_get_stat(t.vm, pages_2m),
-		       (unsigned long)tot_extra);
+		       (unsigned long)tot_extra, (unsigned long)tot_missing);
 	test_vm_free(&t);
-	write_file_str(PARAM_EAGER, saved);
 
-	if (huge == 0)
-		ksft_test_result_skip("huge: eager_page_split=%c: no 2M mappings (THP unavailable?), %lu missing\n",
-				      eager ? 'Y' : 'N', (unsigned long)tot_missing);
-	else
-		ksft_test_result(tot_missing == 0,
-				 "huge: eager_page_split=%c: no written page missing from the dirty log (%lu missing)\n",
-				 eager ? 'Y' : 'N', (unsigned long)tot_missing);
+	/* a written page missing from the log is a bug with or without THP */
+	EXPECT_EQ(0, tot_missing)
+		TH_LOG("eager_page_split=%c: written pages missing from the dirty log", eager);
+	if (!huge && !tot_missing)
+		SKIP(return, "eager_page_split=%c: no 2M mappings (THP unavailable?)", eager);
 }
 
-static void test_huge(void)
-{
-	test_huge_one(false);
-	test_huge_one(true);
-}
-
-/* ---- test: switch ----------------------------------------------------------- */
+/* ---- fast_pf.switch ------------------------------------------------------------ */
 
 static volatile bool switch_stop;
 static unsigned long switch_count;
@@ -491,19 +578,15 @@ static void *switcher(void *arg)
 	return NULL;
 }
 
-static void test_switch(void)
+TEST_F_TIMEOUT(fast_pf, switch, FAST_PF_TIMEOUT)
 {
 	u64 n = opt_npages, r, missing, extra, expected, bad_rounds = 0, written = 0;
-	char saved[64];
 	struct rs_stats rs0, rs1;
 	struct test_vm t;
 	pthread_t th;
 
-	if (access(PARAM_MODE, W_OK) != 0 || !read_file_str(PARAM_MODE, saved, sizeof(saved))) {
-		ksft_test_result_skip("switch: %s not writable (stock modules?)\n", PARAM_MODE);
-		return;
-	}
-	fast_pf_mode(saved, sizeof(saved));
+	if (!strcmp(self->mode, "stock") || access(PARAM_MODE, W_OK))
+		SKIP(return, "%s not writable (stock modules?)", PARAM_MODE);
 
 	test_vm_create(&t, VM_MEM_SRC_ANONYMOUS, n, 1);
 	run_round(&t, 0, 0);
@@ -512,7 +595,7 @@ static void test_switch(void)
 
 	switch_stop = false;
 	pthread_create(&th, NULL, switcher, NULL);
-	for (r = 1; r <= (u64)opt_rounds; r++) {
+	for (r = 1; r <= opt_rounds; r++) {
 		run_round(&t, r, 2);
 		check_log(&t, r, 2, &missing, &extra, &expected);
 		written += expected;
@@ -524,7 +607,7 @@ static void test_switch(void)
 	}
 	switch_stop = true;
 	pthread_join(th, NULL);
-	TEST_ASSERT(write_file_str(PARAM_MODE, saved), "restoring tdp_fast_pf=%s", saved);
+	TEST_ASSERT(write_file_str(PARAM_MODE, self->mode), "restoring tdp_fast_pf=%s", self->mode);
 	read_rs_stats(&rs1);
 	if (rs0.valid && rs1.valid) {
 		u64 d[RS_NR];
@@ -533,12 +616,14 @@ static void test_switch(void)
 		print_rs_delta(d);
 	}
 	test_vm_free(&t);
-	ksft_test_result(bad_rounds == 0,
-			 "switch: %d rounds, %lu page writes, %lu mode switches, %lu bad rounds\n",
-			 opt_rounds, (unsigned long)written, switch_count, (unsigned long)bad_rounds);
+
+	ksft_print_msg("switch: %u rounds, %lu page writes, %lu mode switches, %lu bad rounds\n",
+		       opt_rounds, (unsigned long)written, switch_count,
+		       (unsigned long)bad_rounds);
+	EXPECT_EQ(0, bad_rounds) TH_LOG("rounds whose dirty log was not exact");
 }
 
-/* ---- test: spurious --------------------------------------------------------- */
+/* ---- fast_pf.spurious ------------------------------------------------------------ */
 
 struct vcpu_arg {
 	struct kvm_vcpu *vcpu;
@@ -559,19 +644,17 @@ static void *vcpu_thread(void *arg)
  * if its TLB already has the writable entry) or races it.  Each page must be
  * fixed exactly once; every other fast-path outcome must be spurious.
  */
-static void test_spurious(void)
+TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 {
 	u64 n = opt_npages, missing, extra, expected, pf0, pf1, want_fixed;
+	const char *mode = self->mode;
+	bool tdp = self->tdp_mmu;
+	bool off = tdp && !strcmp(mode, "off");
 	struct vcpu_arg a[2];
 	struct trace_count tc;
 	struct rs_stats rs0, rs1;
 	struct test_vm t;
 	pthread_t th[2];
-	char modebuf[64];
-	const char *mode = fast_pf_mode(modebuf, sizeof(modebuf));
-	bool tdp = tdp_mmu_enabled();
-	bool off = tdp && !strcmp(mode, "off");
-	bool rs_ok = true;
 	int i;
 
 	test_vm_create(&t, VM_MEM_SRC_ANONYMOUS, n, 2);
@@ -603,9 +686,22 @@ static void test_spurious(void)
 	test_vm_free(&t);
 
 	want_fixed = off ? 0 : n;
-	ksft_print_msg("spurious: pf_fast +%lu, trace total %lu fixed %lu spurious %lu\n",
-		       (unsigned long)(pf1 - pf0), (unsigned long)tc.total,
-		       (unsigned long)tc.fixed, (unsigned long)tc.spurious);
+	ksft_print_msg("spurious: 2 vCPUs x %lu pages: pf_fast +%lu, trace total %lu fixed %lu (want %lu) spurious %lu, dirty log %lu missing %lu extra\n",
+		       (unsigned long)n, (unsigned long)(pf1 - pf0),
+		       (unsigned long)tc.total, (unsigned long)tc.fixed,
+		       (unsigned long)want_fixed, (unsigned long)tc.spurious,
+		       (unsigned long)missing, (unsigned long)extra);
+	EXPECT_EQ(0, missing);
+	EXPECT_EQ(0, extra);
+	if (!tc.valid) {
+		ksft_print_msg("spurious: no tracefs: fixed/spurious counts not checked\n");
+	} else {
+		EXPECT_FALSE(tc.lost);
+		EXPECT_EQ(want_fixed, tc.fixed);
+		if (!off) {
+			EXPECT_EQ(tc.fixed + tc.spurious, pf1 - pf0);
+		}
+	}
 	if (rs0.valid && rs1.valid) {
 		u64 d[RS_NR];
 		int f = !strcmp(mode, "c") ? RS_C_FIXED : RS_RUST_FIXED;
@@ -613,92 +709,127 @@ static void test_spurious(void)
 		rs_delta(&rs0, &rs1, d);
 		print_rs_delta(d);
 		/* the active implementation counts what the tracepoint shows */
-		if (tdp && strcmp(mode, "off") &&
-		    (d[f] != n || (tc.valid && d[f + 1] != tc.spurious))) {
-			ksft_print_msg("spurious: kvm_rs %s counters disagree (fixed %lu spurious %lu)\n",
-				       mode, (unsigned long)d[f], (unsigned long)d[f + 1]);
-			rs_ok = false;
+		if (tdp && strcmp(mode, "off")) {
+			EXPECT_EQ(n, d[f]) TH_LOG("kvm_rs %s", rs_keys[f]);
+			if (tc.valid) {
+				EXPECT_EQ(tc.spurious, d[f + 1]) TH_LOG("kvm_rs %s", rs_keys[f + 1]);
+			}
 		}
 	}
-	if (tc.valid)
-		ksft_test_result(missing == 0 && extra == 0 && tc.fixed == want_fixed &&
-				 (off || pf1 - pf0 == tc.fixed + tc.spurious) && !tc.lost && rs_ok,
-				 "spurious: 2 vCPUs x %lu pages: fixed %lu (want %lu), spurious %lu, pf_fast %lu, log %s, kvm_rs %s\n",
-				 (unsigned long)n, (unsigned long)tc.fixed,
-				 (unsigned long)want_fixed, (unsigned long)tc.spurious,
-				 (unsigned long)(pf1 - pf0),
-				 missing ? "BAD" : "exact", rs_ok ? "ok" : "BAD");
-	else
-		ksft_test_result(missing == 0 && extra == 0,
-				 "spurious: 2 vCPUs, dirty log %s (no tracefs: counts unchecked)\n",
-				 missing ? "BAD" : "exact");
 }
 
 /* ---- main ------------------------------------------------------------------ */
 
+static pid_t main_pid, fork_parent;
+
+/*
+ * The harness runs each test in a child of a child, in a process group of
+ * its own.  A runner that kills this process (tools/vm's per-test timeout)
+ * must not leave a test with a live VM behind it: each child dies with its
+ * parent.
+ */
+static void fork_prepare(void)
+{
+	fork_parent = getpid();
+}
+
+static void fork_child(void)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != fork_parent)
+		_exit(KSFT_FAIL);
+}
+
+/*
+ * test_harness_run() exits 0 when every test it ran was skipped; runners
+ * read 4 (KSFT_SKIP) as "skipped", as for a test that calls ksft_exit_skip().
+ */
+static void exit_skip_if_all_skipped(void)
+{
+	if (getpid() != main_pid || !ksft_get_xskip_cnt() || ksft_get_pass_cnt() ||
+	    ksft_get_fail_cnt() || ksft_get_xfail_cnt() || ksft_get_xpass_cnt() ||
+	    ksft_get_error_cnt())
+		return;
+	fflush(stdout);
+	fflush(stderr);
+	_exit(KSFT_SKIP);
+}
+
 static void help(const char *name)
 {
-	printf("usage: %s [-t 4k|huge|switch|spurious]... [-n pages] [-r rounds]\n"
-	       "  -t  test to run (repeatable; default: all)\n"
-	       "  -n  pages per memslot (default %lu)\n"
-	       "  -r  rounds of the switch test (default %d)\n",
+	printf("usage: %s [-n pages] [-i rounds] [harness options]\n"
+	       "  -n  pages per memslot (default %lu, at least 64)\n"
+	       "  -i  rounds of fast_pf.switch (default %u)\n"
+	       "harness options (-l lists the tests; e.g. -t 4k, -r fast_pf.switch):\n",
 	       name, (unsigned long)opt_npages, opt_rounds);
+}
+
+/*
+ * Take -n and -i out of argv; the rest, in order, is for test_harness_run(),
+ * which rejects options it does not know.  Returns the new argc.
+ */
+static int parse_args(int argc, char *argv[], char *hargv[], bool *list_only)
+{
+	/* ours (-n, -i), then the harness's */
+	static const char optstring[] = "n:i:dhlt:T:r:f:F:v:V:";
+	int opt, hargc = 0;
+
+	hargv[hargc++] = argv[0];
+	while ((opt = getopt(argc, argv, optstring)) != -1) {
+		char *flag;
+
+		switch (opt) {
+		case 'n':
+			opt_npages = atoi_positive("Pages (-n)", optarg);
+			continue;
+		case 'i':
+			opt_rounds = atoi_positive("Rounds (-i)", optarg);
+			continue;
+		case 'r':
+			if (optarg[0] >= '0' && optarg[0] <= '9') {
+				help(argv[0]);
+				ksft_exit_fail_msg("-r %s: -r runs a test by name; the switch rounds are -i\n",
+						   optarg);
+			}
+			break;
+		case 'h':
+			help(argv[0]);
+			/* fall through */
+		case 'l':
+			*list_only = true;
+			break;
+		case '?':
+			help(argv[0]);
+			exit(KSFT_FAIL);
+		}
+		flag = malloc(3);
+		TEST_ASSERT(flag, "malloc");
+		snprintf(flag, 3, "-%c", opt);
+		hargv[hargc++] = flag;
+		if (strchr(optstring, opt)[1] == ':')
+			hargv[hargc++] = optarg;
+	}
+	while (optind < argc)
+		hargv[hargc++] = argv[optind++];
+	hargv[hargc] = NULL;
+	optind = 1;
+	return hargc;
 }
 
 int main(int argc, char *argv[])
 {
-	bool t4k = false, thuge = false, tswitch = false, tspur = false, any = false;
-	unsigned int plan = 0;
-	int opt;
+	char **hargv = calloc(2 * argc + 1, sizeof(*hargv));
+	bool list_only = false;
+	int hargc;
 
-	while ((opt = getopt(argc, argv, "t:n:r:h")) != -1) {
-		switch (opt) {
-		case 't':
-			any = true;
-			if (!strcmp(optarg, "4k"))
-				t4k = true;
-			else if (!strcmp(optarg, "huge"))
-				thuge = true;
-			else if (!strcmp(optarg, "switch"))
-				tswitch = true;
-			else if (!strcmp(optarg, "spurious"))
-				tspur = true;
-			else {
-				help(argv[0]);
-				exit(KSFT_FAIL);
-			}
-			break;
-		case 'n':
-			opt_npages = strtoull(optarg, NULL, 0);
-			break;
-		case 'r':
-			opt_rounds = atoi(optarg);
-			break;
-		default:
-			help(argv[0]);
-			exit(opt == 'h' ? 0 : KSFT_FAIL);
-		}
-	}
-	if (!any)
-		t4k = thuge = tswitch = tspur = true;
+	TEST_ASSERT(hargv, "calloc");
+	hargc = parse_args(argc, argv, hargv, &list_only);
 	TEST_ASSERT(opt_npages >= 64, "-n must be at least 64");
+	if (!list_only)
+		close(open_kvm_dev_path_or_exit());	/* else 1..0 # SKIP */
 
-	ksft_print_header();
-	plan = (t4k ? 4 : 0) + (thuge ? 2 : 0) + (tswitch ? 1 : 0) + (tspur ? 1 : 0);
-	ksft_set_plan(plan);
-	if (t4k)
-		test_4k();
-	if (thuge)
-		test_huge();
-	if (tswitch)
-		test_switch();
-	if (tspur)
-		test_spurious();
-	if (ksft_get_fail_cnt() == 0 && ksft_get_pass_cnt() == 0 && ksft_get_xskip_cnt() > 0)
-	{
-		ksft_print_cnts();	/* every check skipped: report SKIP (4) */
-		exit(KSFT_SKIP);
-	}
-	ksft_finished();
-	return 0;
+	main_pid = getpid();
+	atexit(exit_skip_if_all_skipped);
+	pthread_atfork(fork_prepare, NULL, fork_child);
+	return test_harness_run(hargc, hargv);
 }

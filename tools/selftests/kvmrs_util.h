@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * kvm-rs selftests: helpers shared by the project's tests for the sysfs
- * parameters and files of kvm-rs.
+ * parameters and files of kvm-rs.  Boolean and integer kvm parameters are
+ * read with the selftest library's get_kvm_param_bool() and
+ * get_kvm_param_integer(); these cover what it has no helper for: the
+ * string parameter tdp_fast_pf, debugfs/tracefs files, and writing.
  */
 #ifndef KVMRS_UTIL_H
 #define KVMRS_UTIL_H
@@ -13,7 +16,6 @@
 #include <unistd.h>
 
 #define PARAM_MODE	"/sys/module/kvm/parameters/tdp_fast_pf"
-#define PARAM_TDP_MMU	"/sys/module/kvm/parameters/tdp_mmu"
 #define KVMRS_STATS	"/sys/kernel/debug/kvm_rs/fast_pf_stats"
 
 /* Read a small sysfs/debugfs file into @buf, without trailing blanks. */
@@ -66,14 +68,6 @@ static inline const char *fast_pf_mode(char *buf, size_t len)
 		memmove(buf, b + 1, strlen(b + 1) + 1);
 	}
 	return buf;
-}
-
-static inline bool tdp_mmu_enabled(void)
-{
-	char buf[16];
-
-	return read_file_str(PARAM_TDP_MMU, buf, sizeof(buf)) &&
-	       (buf[0] == 'Y' || buf[0] == 'y' || buf[0] == '1');
 }
 
 #endif /* KVMRS_UTIL_H */
