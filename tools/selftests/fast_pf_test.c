@@ -393,6 +393,7 @@ FIXTURE_TEARDOWN_PARENT(fast_pf)
 	fast_pf_mode(now, sizeof(now));
 	if (!strcmp(now, self->mode))
 		return;
+	ksft_print_msg("restoring kvm.tdp_fast_pf=%s (the test left %s)\n", self->mode, now);
 	EXPECT_TRUE(write_file_str(PARAM_MODE, self->mode))
 		TH_LOG("cannot restore kvm.tdp_fast_pf=%s (now %s)", self->mode, now);
 }
@@ -432,6 +433,7 @@ FIXTURE_SETUP(fast_pf_huge)
 FIXTURE_TEARDOWN_PARENT(fast_pf_huge)
 {
 	if (self->changed) {
+		ksft_print_msg("restoring kvm.eager_page_split=%c\n", self->saved_eager ? 'Y' : 'N');
 		EXPECT_TRUE(write_file_str(PARAM_EAGER, self->saved_eager ? "Y" : "N"))
 			TH_LOG("cannot restore %s", PARAM_EAGER);
 	}
