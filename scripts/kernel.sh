@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (or reuse) the reference Rust-enabled Linux 7.3 tree.
 #
-#   scripts/kernel.sh [--flavor ref|gcc|debug] [--print-dir]
+#   scripts/kernel.sh [--flavor ref|gcc|debug|kcsan] [--print-dir]
 #
 # The source comes from Debian's linux-source-7.3 (trixie-backports); the
 # build goes to $KVMRS_CACHE/build/<version>-<flavor>-<key>, where the key
@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--flavor) flavor=$2; shift 2 ;;
 	--print-dir) print_dir=1; shift ;;
-	*) die "kernel: unknown argument '$1' (usage: kernel.sh [--flavor ref|gcc|debug] [--print-dir])" ;;
+	*) die "kernel: unknown argument '$1' (usage: kernel.sh [--flavor ref|gcc|debug|kcsan] [--print-dir])" ;;
 	esac
 done
 
@@ -26,7 +26,8 @@ case "$flavor" in
 ref) llvm=1 ;;
 gcc) llvm=0; fragments+=("$KVMRS_ROOT/config/gcc.config") ;;
 debug) llvm=1; fragments+=("$KVMRS_ROOT/config/debug.config") ;;
-*) die "kernel: unknown flavor '$flavor' (ref, gcc or debug)" ;;
+kcsan) llvm=1; fragments+=("$KVMRS_ROOT/config/kcsan.config") ;;
+*) die "kernel: unknown flavor '$flavor' (ref, gcc, debug or kcsan)" ;;
 esac
 for f in "${fragments[@]}"; do [ -f "$f" ] || die "kernel: config fragment $f missing"; done
 
