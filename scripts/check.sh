@@ -33,27 +33,30 @@ run() {
 }
 
 # failure_lines <log>: the lines of a failing check's log that explain it:
-# for a VM run, the failing tests' verdicts, assertions and kernel reports
-# (with the guest log's failing test output); otherwise the log's tail.
+# for a VM run, from vm.sh's JSON result: the failing tests' verdicts, why
+# (assertion, guest exit reason), their last output lines and any kernel
+# report; otherwise the log's tail.
 failure_lines() {
-	local log=$1 glog
+	local log=$1 json
 	[ -f "$log" ] || { echo "(no log)"; return; }
-	if grep -q '^vm: total wall time' "$log"; then
-		grep -E ' (FAIL|TIMEOUT|CRASH|NOT-RUN) |^vm: FAILED|^  [0-9]+:' "$log" | head -20
-		glog=$(sed -nE 's/^vm: total wall time .*; guest log: (.*)$/\1/p' "$log" | tail -1)
-		if [ -n "$glog" ] && [ -f "$glog" ]; then
-			echo "guest log $glog, failing tests' output (last lines each):"
-			tr -d '\r' < "$glog" | awk '
-				/KVMRS-TEST-BEGIN/ { n = 0; delete buf; next }
-				/KVMRS-TEST-END/ {
-					if ($0 !~ / rc=(0|4)( |$)/) {
-						print "  " $0
-						for (i = (n > 12 ? n - 12 : 0); i < n; i++) print "  | " buf[i]
-					}
-					next
-				}
-				{ buf[n++] = $0 }'
-		fi
+	json=$(sed -n 's/^vm: result: //p' "$log" | tail -1)
+	if [ -n "$json" ] && [ -f "$json" ]; then
+		grep -E '^vm: FAILED' "$log" | head -5
+		python3 - "$json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"guest log {r['log']} (result {sys.argv[1]}), tcg={r['tcg']} smp={r['smp']} params: {r['params_read_back']}")
+for t in r["tests"]:
+    if t["result"] in ("PASS", "SKIP"):
+        continue
+    print(f"  {t['name']}: {t['result']} {t['note']}")
+    for l in t.get("why", []):
+        print(f"    why: {l}")
+    for l in t.get("output_tail", []):
+        print(f"    | {l}")
+for l in r["kernel_reports"]:
+    print(f"  kernel report: {l}")
+PY
 	else
 		tail -n 15 "$log"
 	fi
