@@ -11,8 +11,11 @@ KDIR ?= $(REF_KDIR)
 # Module parameters for `make load`, e.g. PARAMS="tdp_mmu=N".
 PARAMS ?=
 AMD_PARAMS ?=
-# Tests the VM runner runs; see tools/vm/tests.list.
+# Tests the VM runner runs; see tools/vm/suite.list.
 TESTS ?=
+# QEMU TCG mode for all of check-vm's tests (default: per test, see
+# scripts/check.sh).
+TCG ?=
 
 BUILD := scripts/build.sh
 
@@ -29,9 +32,9 @@ help:
 	@echo '  make load           replace the running kvm modules with ours (PARAMS=, AMD_PARAMS= passed through)'
 	@echo '  make unload         unload kvm-amd/kvm-intel and kvm'
 	@echo '  make check          every test: host cargo tests, module build + clippy/rustfmt, bad-KDIR errors, VM suite'
-	@echo '                      (a VM test that fails is rerun once in a fresh VM; a pass there is reported FLAKY)'
+	@echo '                      (VM tests with several vCPUs under single-threaded TCG, the rest under MTTCG; no retries)'
 	@echo '  make check-host     host-side tests of the Rust logic only (cargo test, compile-fail, fuzz + coverage, loom)'
-	@echo '  make check-vm       the VM suite only (TESTS="name ..." to pick tests)'
+	@echo '  make check-vm       the VM suite only (TESTS="name ..." to pick tests, TCG=multi|single for one TCG mode)'
 	@echo '  make demo           the main job: setup, kernel, modules, then dirty_log_perf_test under perf in a VM'
 	@echo '  make bench          Rust vs C vs off vs shadow MMU, deterministic (icount) VM benchmark, table + CSV + PNG'
 	@echo '  make check-debug    the VM suite on a debug kernel (KASAN, lockdep, PROVE_RCU), differential mode on'
@@ -67,7 +70,7 @@ check-host:
 	scripts/check.sh host
 
 check-vm:
-	scripts/check.sh vm $(TESTS)
+	TCG=$(TCG) scripts/check.sh vm $(TESTS)
 
 demo:
 	scripts/demo.sh

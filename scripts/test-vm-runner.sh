@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The VM runner must go red: on a failing test, and on a kernel splat in the
-# guest log even when every test passes. Both are real guest boots. And
-# make check's rerun of failing tests (scripts/vm-rerun.sh) never retries a
-# splat, stays red when a test fails again, and says FLAKY when it passes.
+# guest log even when every test passes, in both TCG modes make check uses.
+# All are real guest boots; the JSON result must say the same as the exit
+# status.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$KVMRS_ROOT"
@@ -23,32 +23,33 @@ expect_red() { # <name> <pattern in output> <vm.sh args...>; output in $tmp/out
 	fi
 }
 
-# rerun <name> <expected exit> <pattern> <first run output> <list>:
-# scripts/vm-rerun.sh, as make check uses it after a failed VM run.
-rerun() {
-	local name=$1 want=$2 pattern=$3 first=$4 list=$5 out rc
-	out=$(scripts/vm-rerun.sh "$first" "$tmp/rerun.log" --suite "$list" 2>&1); rc=$?
-	if [ $rc = "$want" ] && grep -q -- "$pattern" <<<"$out"; then
-		echo "ok - $name: vm-rerun.sh exit $rc, '$(grep -m1 -- "$pattern" <<<"$out")'"; pass=$((pass + 1))
-	else
-		printf '%s\n' "$out" | tail -8
-		echo "not ok - $name: vm-rerun.sh exit $rc, expected $want and /$pattern/"; fail=$((fail + 1))
-	fi
+# json_says <json> <verdict> <test=RESULT> [kernel report text]
+json_says() {
+	local got
+	got=$(python3 - "$@" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+want, (name, res) = sys.argv[2], sys.argv[3].split("=")
+t = {t["name"]: t["result"] for t in r["tests"]}
+ok = r["verdict"] == want and t.get(name) == res
+if len(sys.argv) > 4:
+    ok = ok and any(sys.argv[4] in l for l in r["kernel_reports"])
+print(("ok" if ok else "bad") + f" verdict={r['verdict']} {name}={t.get(name)} reports={len(r['kernel_reports'])}")
+PY
+	)
+	if [[ "$got" == ok* ]]; then echo "ok - JSON result $1: ${got#ok }"; pass=$((pass + 1))
+	else echo "not ok - JSON result $1: ${got#bad }"; fail=$((fail + 1)); fi
 }
 
 echo "flip false" > "$tmp/flip.list"
-expect_red "a failing test fails the run" "flip .*FAIL" \
-	--suite "$tmp/flip.list" --tests flip --log "$tmp/fail.log"
-cp "$tmp/out" "$tmp/fail.out"
+for tcg in multi single; do
+	expect_red "a failing test fails the run (tcg $tcg)" "flip .*FAIL" \
+		--tcg "$tcg" --suite "$tmp/flip.list" --tests flip --log "$tmp/fail-$tcg.log"
+	json_says "$tmp/fail-$tcg.json" "FAIL" "flip=FAIL"
+done
 expect_red "a kernel splat fails the run although the test passed" "kernel splat in the guest log" \
 	--cmd "splat=echo 'WARNING: CPU: 0 PID: 1 at kvm-rs injected test splat' > /dev/kmsg" \
-	--cmd "fail-too=false" \
 	--log "$tmp/splat.log"
-cp "$tmp/out" "$tmp/splat.out"
-# make check reruns a VM run's failing tests once; only a pass there is FLAKY
-rerun "a failing test is not retried after a kernel splat" 1 "not retried" "$tmp/splat.out" "$tmp/flip.list"
-rerun "a test that fails again stays red" 1 "FAILED again: flip" "$tmp/fail.out" "$tmp/flip.list"
-echo "flip true" > "$tmp/flip.list"
-rerun "a test that passes on the rerun is reported FLAKY" 0 "FLAKY: flip" "$tmp/fail.out" "$tmp/flip.list"
+json_says "$tmp/splat.json" "FAIL" "splat=PASS" "injected test splat"
 echo "vm-runner: $pass passed, $fail failed"
 [ $fail = 0 ]

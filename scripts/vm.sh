@@ -39,9 +39,7 @@
 #
 # Output: progress lines, a PASS/FAIL/SKIP/TIMEOUT table with wall and guest
 # times, the log path.  Exit status 0 only if every test passed or skipped,
-# the guest finished (KVMRS-DONE) and the log has no kernel splat.  When
-# tests exiting non-zero were the only problem, the line
-# "vm: rerunnable: <tests>" names them (scripts/vm-rerun.sh reads it).
+# the guest finished (KVMRS-DONE) and the log has no kernel splat.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -315,7 +313,7 @@ splats=$(grep -nE "$splat_re" "$work/log" | grep -v -E 'KVMRS-|^[0-9]+:\+ ' | he
 printf '\n%-26s %-8s %9s %9s  %s\n' TEST RESULT "WALL(s)" "GUEST(s)" NOTE
 failed=0 npass=0 nskip=0 nfail=0 rc=""
 : > "$work/results.tsv"
-rerunnable="" hard=0	# tests that only exited non-zero; a failure of another kind
+hard=0	# a failure other than tests exiting non-zero
 for name in "${test_names[@]}"; do
 	endl=$(grep -m1 "KVMRS-TEST-END $name rc=" "$work/log" || true)
 	begl=$(grep -m1 "KVMRS-TEST-BEGIN $name guest_time=" "$work/log" || true)
@@ -351,7 +349,7 @@ for name in "${test_names[@]}"; do
 	case "$res" in
 	PASS) npass=$((npass + 1)) ;;
 	SKIP) nskip=$((nskip + 1)) ;;
-	FAIL) nfail=$((nfail + 1)); rerunnable+=" $name" ;;
+	FAIL) nfail=$((nfail + 1)) ;;
 	*) nfail=$((nfail + 1)); hard=1 ;;
 	esac
 done
@@ -374,11 +372,8 @@ fi
 [ "$status" = 1 ] && hard=1	# no load, hang, no KVMRS-DONE or a kernel report
 [ "$failed" = 1 ] && status=1
 echo "vm: $npass passed, $nfail failed, $nskip skipped"
-# The tests scripts/vm-rerun.sh may run again: only when exiting non-zero
-# was the run's only problem.
-[ "$hard" = 0 ] && [ -n "$rerunnable" ] && echo "vm: rerunnable:$rerunnable"
 
-# The machine-readable result, for check.sh, vm-rerun.sh, bench.sh and the
+# The machine-readable result, for check.sh, bench.sh and the
 # flake-rate measurements (scripts/flake-rate.sh).
 [ -n "$json" ] || json=${log%.log}.json
 [ "$json" != "$log" ] || json=$log.json
