@@ -20,7 +20,7 @@ TCG ?=
 BUILD := scripts/build.sh
 
 .PHONY: all modules setup kernel load unload check check-host check-build \
-	check-errors check-vm demo fmt clippy clean help
+	check-errors check-vm check-debug check-kcsan demo fmt clippy clean help
 
 all: modules
 
@@ -38,6 +38,7 @@ help:
 	@echo '  make demo           the main job: setup, kernel, modules, then dirty_log_perf_test under perf in a VM'
 	@echo '  make bench          Rust vs C vs off vs shadow MMU, deterministic (icount) VM benchmark, table + CSV + PNG'
 	@echo '  make check-debug    the VM suite on a debug kernel (KASAN, lockdep, PROVE_RCU), differential mode on'
+	@echo '  make check-kcsan    multi-vCPU tests on a KCSAN kernel, rust/c/stock: 0 data-race reports in kvm-rs code'
 	@echo '  make fmt            rustfmt the crate with the kernel tree'"'"'s .rustfmt.toml'
 	@echo '  make clean          remove build/ (the kernel cache in $$KVMRS_CACHE stays)'
 	@echo 'Variables: KDIR=<kernel build tree>  KVMRS_CACHE=$(KVMRS_CACHE)  CLIPPY=1  LLVM=<prefix or 1>'
@@ -80,6 +81,9 @@ bench:
 
 check-debug:
 	scripts/check-debug.sh
+
+check-kcsan:
+	scripts/check-kcsan.sh
 
 clean:
 	rm -rf build tools/host/target
