@@ -120,7 +120,8 @@ def is_kvmrs(sym, mod):
     return mod == "kvm" and (sym.startswith("_R") or sym.startswith("_ZN") or sym.startswith("rust_helper_"))
 
 def strip_mod(s):
-    return re.sub(r"\s*\[\w+\]", "", s).strip()
+    # "fn", "fn [kvm]", "fn+0x6d5/0x8f0 [kvm]" -> "fn"
+    return re.sub(r"\+0x[0-9a-f]+/0x[0-9a-f]+", "", re.sub(r"\s*\[\w+\]", "", s)).strip()
 
 def parse(path):
     lines = open(path, errors="replace").read().replace("\r", "").splitlines()
