@@ -122,8 +122,8 @@ stage_errors() {
 # e.g. the switch test's mode flips against the vCPU). TCG=multi|single
 # runs every test in that mode instead.
 SMP_TESTS="fast_pf-spurious dirty_log_perf-v2 dirty_log_perf-o dirty_log_perf-thp
-	dirty_log_perf-thp-o dirty_log_perf-v4 dirty_log_perf-v4-o memslot_modification
-	diff-mode"
+	dirty_log_perf-thp-o dirty_log_perf-v4 dirty_log_perf-v4-o dirty_log_page_split
+	memslot_modification diff-mode"
 
 # Two VM runs per configuration (MTTCG, single-threaded TCG); vm.sh prints
 # per-test results and fails on any test failure, hang or kernel report.
