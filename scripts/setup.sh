@@ -38,7 +38,8 @@ fi
 PKGS="build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils kmod
 rsync python3 busybox-static zstd file jq
 rustc-web rust-web-src rust-web-clippy rustfmt-web libclang-22-dev clang-22 lld-22 llvm-22 linux-perf
-python3-matplotlib python3-sphinx"
+python3-matplotlib python3-sphinx
+bochs bochsbios vgabios isolinux syslinux-common xorriso"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
