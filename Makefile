@@ -11,6 +11,7 @@ KDIR ?= $(REF_KDIR)
 # Module parameters for `make load`, e.g. PARAMS="tdp_mmu=N".
 PARAMS ?=
 AMD_PARAMS ?=
+INTEL_PARAMS ?=
 # Tests the VM runner runs; see tools/vm/suite.list.
 TESTS ?=
 # QEMU TCG mode for all of check-vm's tests (default: per test, see
@@ -20,7 +21,7 @@ TCG ?=
 BUILD := scripts/build.sh
 
 .PHONY: all modules setup kernel load unload check check-host check-build \
-	check-errors check-vm check-debug check-kcsan demo fmt clippy clean help
+	check-errors check-vm check-intel check-debug check-kcsan demo fmt clippy clean help
 
 all: modules
 
@@ -29,12 +30,13 @@ help:
 	@echo '  make                build kvm.ko, kvm-amd.ko, kvm-intel.ko (KDIR=<build tree>, default: reference tree)'
 	@echo '  make setup          install packages and tools (Debian 12, root; idempotent)'
 	@echo '  make kernel         build or reuse the cached reference Rust-enabled Linux 7.3 tree'
-	@echo '  make load           replace the running kvm modules with ours (PARAMS=, AMD_PARAMS= passed through)'
+	@echo '  make load           replace the running kvm modules with ours (PARAMS=, AMD_PARAMS=, INTEL_PARAMS= passed through)'
 	@echo '  make unload         unload kvm-amd/kvm-intel and kvm'
-	@echo '  make check          every test: host cargo tests, module build + clippy/rustfmt, bad-KDIR errors, VM suite'
-	@echo '                      (VM tests with several vCPUs under single-threaded TCG, the rest under MTTCG; no retries)'
+	@echo '  make check          every test: host cargo tests, module build + clippy/rustfmt, bad-KDIR errors, AMD VM suite'
+	@echo '                      (QEMU TCG: several-vCPU tests single-threaded, the rest MTTCG), Intel list (Bochs); no retries'
 	@echo '  make check-host     host-side tests of the Rust logic only (cargo test, compile-fail, fuzz + coverage, loom)'
-	@echo '  make check-vm       the VM suite only (TESTS="name ..." to pick tests, TCG=multi|single for one TCG mode)'
+	@echo '  make check-vm       the AMD VM suite only (TESTS="name ..." to pick tests, TCG=multi|single for one TCG mode)'
+	@echo '  make check-intel    the Intel configurations only: Bochs, VMX + EPT, eptad=0 rust/c, eptad=1 (TESTS= as above)'
 	@echo '  make demo           the main job: setup, kernel, modules, then dirty_log_perf_test under perf in a VM'
 	@echo '  make bench          Rust vs C vs off vs shadow MMU, deterministic (icount) VM benchmark, table + CSV + PNG'
 	@echo '  make check-debug    the VM suite on a debug kernel (KASAN, lockdep, PROVE_RCU), differential mode on'
@@ -59,7 +61,7 @@ fmt:
 	scripts/rustfmt.sh --fix
 
 load:
-	scripts/load.sh --kdir "$(KDIR)" --params "$(PARAMS)" --amd-params "$(AMD_PARAMS)"
+	scripts/load.sh --kdir "$(KDIR)" --params "$(PARAMS)" --amd-params "$(AMD_PARAMS)" --intel-params "$(INTEL_PARAMS)"
 
 unload:
 	scripts/load.sh --unload
@@ -72,6 +74,9 @@ check-host:
 
 check-vm:
 	TCG=$(TCG) scripts/check.sh vm $(TESTS)
+
+check-intel:
+	scripts/check.sh intel $(TESTS)
 
 demo:
 	scripts/demo.sh

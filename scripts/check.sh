@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `make check`: every test of kvm-rs, cheapest first.
 #
-#   scripts/check.sh [all|host|build|errors|vm] [vm test names...]
+#   scripts/check.sh [all|host|build|errors|vm|intel] [vm test names...]
 #
 # Stages: setup (idempotent) -> host cargo tests -> reference kernel (cached)
-# -> module build with clippy + rustfmt -> bad-input errors -> VM suite
-# (tdp_mmu=Y with the Rust and the C fast path, tdp_mmu=N; the tests with
-# several vCPUs under single-threaded TCG, the rest under MTTCG). Ends with
+# -> module build with clippy + rustfmt -> bad-input errors -> AMD VM suite
+# (QEMU TCG: tdp_mmu=Y with the Rust and the C fast path, tdp_mmu=N; the
+# tests with several vCPUs under single-threaded TCG, the rest under MTTCG)
+# -> Intel list (Bochs: eptad=0 rust + differential mode, eptad=0 c,
+# eptad=1 rust). Ends with
 # a table and a "N passed, N failed" line; exits non-zero on any failure.
 # Nothing is retried.
 set -uo pipefail
@@ -172,13 +174,41 @@ stage_vm() {
 	done
 }
 
+# Intel VMX + EPT under Bochs (one CPU, emulated time), tools/vm/intel.list
+# in three configurations:
+#   eptad0-rust  the seed's configuration (kvm_intel eptad=0 pml=0): the
+#                fast path fixes access-tracking and write-protection
+#                faults; Rust path, differential mode on for every test
+#   eptad0-c     the same with the C path
+#   eptad1-rust  A/D bits on (pml=0, so dirty logging still write-protects):
+#                write-protection faults only
+# <name>|<kvm params>|<kvm_intel params>
+INTEL_CONFIGS=(
+	"eptad0-rust|tdp_mmu=Y tdp_fast_pf=rust tdp_fast_pf_diff=Y|ept=1 eptad=0 pml=0"
+	"eptad0-c|tdp_mmu=Y tdp_fast_pf=c|ept=1 eptad=0 pml=0"
+	"eptad1-rust|tdp_mmu=Y tdp_fast_pf=rust|ept=1 eptad=1 pml=0"
+)
+stage_intel() {
+	local list=tools/vm/intel.list cfg name kp ip tests=()
+	[ $# -gt 0 ] && tests=(--tests "$*")
+	[ $# -gt 0 ] || tests=(--tests "$list")
+	[[ " ${names[*]} " == *" selftests-build "* ]] || run selftests-build scripts/selftests.sh || return
+	for cfg in "${INTEL_CONFIGS[@]}"; do
+		IFS='|' read -r name kp ip <<< "$cfg"
+		run "intel-$name" scripts/vm.sh --machine intel --quiet --kvm-params "$kp" \
+			--intel-params "$ip" --suite "$list" "${tests[@]}" \
+			--log "$logdir/guest-intel-$name.log"
+	done
+}
+
 case "$what" in
-all) stage_setup; stage_host; stage_build; stage_errors; stage_vm ;;
+all) stage_setup; stage_host; stage_build; stage_errors; stage_vm; stage_intel ;;
 host) stage_host ;;
 build) stage_setup; stage_build ;;
 errors) stage_errors ;;
 vm) stage_setup; stage_build; stage_vm "$@" ;;
+intel) stage_setup; stage_build; stage_intel "$@" ;;
 
-*) die "check: unknown stage '$what' (all, host, build, errors, vm)" ;;
+*) die "check: unknown stage '$what' (all, host, build, errors, vm, intel)" ;;
 esac
 summary

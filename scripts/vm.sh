@@ -39,7 +39,7 @@
 #   --tcg MODE          (amd) QEMU TCG threading: multi (default: MTTCG, one
 #                       host thread per vCPU) or single (one host thread runs
 #                       the vCPUs round-robin; always with --icount)
-#   --mem SIZE          guest memory (default 2G amd, 1G intel; M or G)
+#   --mem SIZE          guest memory (default 2G; M or G)
 #   --log PATH          serial log (default build/vm/<time>.log)
 #   --json PATH         machine-readable result (default: the log path with
 #                       .json instead of .log): one JSON object with the run's
@@ -95,7 +95,7 @@ if [ "$machine" = intel ]; then
 	[ -z "$smp" ] || [ "$smp" = 1 ] || die "vm: --machine intel runs one CPU: --smp $smp is not supported"
 	[ -z "$amd_params" ] || die "vm: --amd-params with --machine intel: use --intel-params"
 	smp=1 tcg=bochs
-	: "${timeout:=1800}" "${mem:=1G}"
+	: "${timeout:=1800}" "${mem:=2G}"
 	vendor=kvm-intel vendor_params=$intel_params
 else
 	[ -z "$intel_params" ] || die "vm: --intel-params with --machine amd: use --amd-params (or --machine intel)"
@@ -468,6 +468,20 @@ echo "vm: total wall time ${wall}s; guest log: $log"
 status=0
 if grep -q KVMRS-LOAD-FAILED "$work/log"; then
 	echo "vm: FAILED: the modules did not load (see the log)" >&2; status=1
+fi
+# The parameters asked for must be the ones read back from sysfs after the
+# first load (KVMRS-PARAMS): e.g. kvm_intel eptad=0 really N.
+first_params=$(grep -m1 -o 'KVMRS-PARAMS .*' "$work/log" || true)
+if [ -n "$first_params" ]; then
+	yn() { case "$1" in 1|y|Y) echo Y ;; 0|n|N) echo N ;; *) echo "$1" ;; esac; }
+	for kv in $kvm_params $vendor_params; do
+		k=${kv%%=*} v=${kv#*=}
+		got=$(tr ' ' '\n' <<< "$first_params" | sed -n "s/^$k=//p" | head -1)
+		[ -n "$got" ] || continue	# not a parameter KVMRS-PARAMS shows
+		if [ "$(yn "$got")" != "$(yn "$v")" ]; then
+			echo "vm: FAILED: asked for $k=$v, the guest's sysfs says $k=$got" >&2; status=1
+		fi
+	done
 fi
 if [ "$timed_out" = 1 ]; then
 	echo "vm: FAILED: the guest hung: killed after ${timeout}s" >&2; status=1
