@@ -41,6 +41,12 @@ struct kvm_memory_slot;
 #define KVM_RS_DIFF_SNAPSHOT	4	/* ... having read different values */
 #define KVM_RS_DIFF_NEW_SPTE	5	/* both fix, with different new SPTEs */
 #define KVM_RS_DIFF_NR		6
+/*
+ * Also reported, after KVM_RS_DIFF_OK, for a fix on which both sides agreed
+ * (same walk, decision and new SPTE), by what it fixes; counted apart.
+ */
+#define KVM_RS_DIFF_ACC_TRACK	6	/* restores an access-tracked SPTE */
+#define KVM_RS_DIFF_WRITE_PROTECT 7	/* makes a write-protected SPTE writable */
 
 /* Levels of a TDP root (PT64_ROOT_MAX_LEVEL) and get_walk's array size. */
 #define KVM_RS_ROOT_MAX_LEVEL	5

@@ -9,12 +9,14 @@
 //! fix, the new SPTE. Every one of them is compared. A concurrent zap or fix
 //! can change the tree between the two walks, so a difference in the walk
 //! counts only if a fresh pair of walks reproduces it; the decision and the
-//! new SPTE are compared on walks that agree, i.e. on the same input.
+//! new SPTE are compared on walks that agree, i.e. on the same input. The
+//! fixes both sides agree on are counted by kind ([`fix_kind`]), so that a
+//! run shows which branches of the decision it checked.
 
 use crate::bindings::{self, kvm_rs_diff_side, kvm_rs_fast_pf};
 use crate::fast_pf::{self, Decision};
 use crate::rcu::RcuSection;
-use crate::spte::Masks;
+use crate::spte::{self, Masks};
 use crate::tdp_mmu::{self, LastSpte, Root};
 use crate::{RET_PF_FIXED, RET_PF_INVALID, RET_PF_SPURIOUS};
 use kernel::ffi::c_int;
@@ -56,6 +58,23 @@ unsafe fn c_side(pf: &kvm_rs_fast_pf) -> kvm_rs_diff_side {
 /// Whether two walks agree: same SPTE, same value, same level.
 fn walked_alike(rust: &kvm_rs_diff_side, c: &kvm_rs_diff_side) -> bool {
     (rust.sptep, rust.spte, rust.level) == (c.sptep, c.spte, c.level)
+}
+
+/// What the fix in `side` does, as the `KVM_RS_DIFF_*` kind to report:
+/// restore an access-tracked SPTE (the branch of [`fast_pf::decide`] taken
+/// only without A/D bits; a write fault also makes it writable, in the same
+/// fix), or make a write-protected SPTE writable. `None` if `side` is not a
+/// fix, or for a fix that does neither, which `decide` never returns.
+fn fix_kind(masks: &Masks, side: &kvm_rs_diff_side) -> Option<u32> {
+    if side.ret != RET_PF_FIXED {
+        None
+    } else if !masks.ad_enabled() && masks.is_access_track(side.spte) {
+        Some(bindings::KVM_RS_DIFF_ACC_TRACK)
+    } else if spte::is_writable(side.new_spte) && !spte::is_writable(side.spte) {
+        Some(bindings::KVM_RS_DIFF_WRITE_PROTECT)
+    } else {
+        None
+    }
 }
 
 /// Check one snapshot's walk and decision against KVM's C, and report the
@@ -108,12 +127,18 @@ pub(crate) unsafe fn differential_check(
         report(bindings::KVM_RS_DIFF_SNAPSHOT);
     }
     // The decisions are comparable only on the same input.
+    let mut agreed = None;
     if walked_alike(&rust, &c) {
         if rust.ret != c.ret {
             report(bindings::KVM_RS_DIFF_DECISION);
         } else if rust.new_spte != c.new_spte {
             report(bindings::KVM_RS_DIFF_NEW_SPTE);
+        } else {
+            agreed = fix_kind(masks, &rust);
         }
     }
     report(bindings::KVM_RS_DIFF_OK);
+    if let Some(kind) = agreed {
+        report(kind);
+    }
 }
