@@ -29,6 +29,16 @@
  *   fast_pf.spurious  a write to a page whose SPTE is already writable after
  *           a fixed fault is not counted as fixed (two vCPUs race to the same
  *           pages; fixed + spurious == faults, fixed == pages).
+ *   fast_pf_access.{plain,dirty_log,counters}.access  (-t access) access
+ *           tracking: the test runs in a memory cgroup of its own and ages
+ *           the guest's memory through MGLRU, as access_tracking_perf_test
+ *           does; after each aging the guest reads every page and writes
+ *           some.  plain: every read returns the last write; dirty_log: the
+ *           same with dirty logging on, and each round's log is exactly the
+ *           written pages; counters: the fast path fixed every aged page
+ *           (tracepoint, kvm_rs counters, pf_fast).  Only with kvm_intel
+ *           ept=Y eptad=N does aging make SPTEs fault: elsewhere (AMD NPT,
+ *           eptad=Y) counters is a SKIP that says why.  See the test.
  *
  * Options of this test, taken out before the harness parses the rest:
  *   -n <pages>   pages per memslot (default 4096, at least 64)
@@ -36,6 +46,9 @@
  * e.g. "fast_pf_test -t switch -n 2048 -i 30".  The harness's own -r runs a
  * test by full name, hence -i for the rounds (dirty_log_perf_test's letter
  * for iterations).
+ *
+ * fast_pf_access needs MGLRU (CONFIG_LRU_GEN, debugfs lru_gen) and a cgroup2
+ * mount with the memory controller, else it is skipped.
  *
  * Module interface (kvm-rs): /sys/module/kvm/parameters/tdp_fast_pf =
  * rust|c|off, /sys/kernel/debug/kvm_rs/fast_pf_stats ("key value" lines).
@@ -70,6 +83,9 @@
  */
 #include "kselftest_harness.h"
 
+#include "cgroup_util.h"
+#include "lru_gen_util.h"
+
 #include "kvmrs_util.h"
 
 /*
@@ -87,6 +103,10 @@
 #define PARAM_EAGER	"/sys/module/kvm/parameters/eager_page_split"
 #define TRACEFS		"/sys/kernel/tracing"
 #define TRACE_EVENT_EN	TRACEFS "/events/kvmmmu/fast_page_fault/enable"
+#define TRACE_AGED_EN	TRACEFS "/events/kvmmmu/kvm_tdp_mmu_spte_changed/enable"
+
+/* fast_pf_access: aging rounds, each followed by a read (and write) of every page */
+#define ACCESS_ROUNDS	3
 
 /* Guest parameters, written by the host before each round. */
 static u64 guest_npages;
@@ -123,6 +143,84 @@ static void guest_code(void)
 		for (i = first; i < n; i += stride)
 			if (page_selected(i, r, mod))
 				*(volatile u64 *)(TEST_GVA + i * PG_SIZE) = marker(i, r);
+		GUEST_SYNC(r);
+	}
+}
+
+/*
+ * fast_pf_access: round 0 writes every page, odd rounds every page, even
+ * rounds a pseudo-random half, so that the dirty log of an even round has
+ * pages that must not be in it.
+ */
+static inline u64 access_round_mod(u64 r)
+{
+	return r && !(r & 1) ? 2 : 0;
+}
+
+static inline bool access_written(u64 i, u64 r)
+{
+	return page_selected(i, r, access_round_mod(r));
+}
+
+/* The last round <= r that wrote page i (round 0 wrote every page). */
+static inline u64 last_write_round(u64 i, u64 r)
+{
+	while (r && !access_written(i, r))
+		r--;
+	return r;
+}
+
+/* Of the pages written in round r, these are written before being read. */
+static inline bool access_write_first(u64 i, u64 r)
+{
+	return access_written(i, r) && ((i ^ r) & 1);
+}
+
+/* Written by guest_access_code() for the host: bad reads of the last round. */
+static u64 guest_bad_reads;
+static u64 guest_first_bad_page;
+static u64 guest_first_bad_value;
+
+/*
+ * fast_pf_access's guest: in round r > 0, read word 0 of every page and
+ * compare it with what the last write to it stored, and write the pages of
+ * round r.  Half of those are written first (word 1, then word 0 after the
+ * read), so that the first access to an aged page is a write: one fix that
+ * both restores the access-tracked SPTE and makes it writable.  The other
+ * pages are read first: a restore, then, if written, a separate W fix.
+ *
+ * Aging clears the accessed state without flushing TLBs (clear_young), so a
+ * translation cached from before the aging could let an access through
+ * without a fault.  INVLPG drops the cached linear and combined (EPT/NPT)
+ * translations of the page (SDM 28.4.3.1), so that the first access walks
+ * the aged SPTE.
+ */
+static void guest_access_code(void)
+{
+	for (;;) {
+		u64 n = READ_ONCE(guest_npages), r = READ_ONCE(guest_round);
+		u64 bad = 0, first = 0, value = 0, i;
+
+		for (i = 0; i < n; i++) {
+			volatile u64 *p = (volatile u64 *)(TEST_GVA + i * PG_SIZE);
+			u64 v;
+
+			invlpg((u64)p);
+			if (r && access_write_first(i, r))
+				p[1] = marker(i, r);
+			if (r) {
+				v = p[0];
+				if (v != marker(i, last_write_round(i, r - 1)) && !bad++) {
+					first = i;
+					value = v;
+				}
+			}
+			if (access_written(i, r))
+				p[0] = marker(i, r);
+		}
+		WRITE_ONCE(guest_bad_reads, bad);
+		WRITE_ONCE(guest_first_bad_page, first);
+		WRITE_ONCE(guest_first_bad_value, value);
 		GUEST_SYNC(r);
 	}
 }
@@ -201,7 +299,14 @@ static bool trace_available(void)
 	return access(TRACE_EVENT_EN, W_OK) == 0;
 }
 
-static void trace_begin(void)
+/* kvmmmu:kvm_tdp_mmu_spte_changed too, for counting aged SPTEs */
+static bool trace_aged_available(void)
+{
+	return trace_available() && access(TRACE_AGED_EN, W_OK) == 0;
+}
+
+/* Clear the trace buffer and record the event whose enable file is @enable. */
+static void trace_start(const char *enable)
 {
 	char buf[32];
 	int fd;
@@ -214,25 +319,51 @@ static void trace_begin(void)
 	fd = open(TRACEFS "/trace", O_WRONLY | O_TRUNC);	/* clears the buffer */
 	TEST_ASSERT(fd >= 0, "cannot clear " TRACEFS "/trace: %s", strerror(errno));
 	close(fd);
-	TEST_ASSERT(write_file_str(TRACE_EVENT_EN, "1"), "cannot enable kvmmmu:fast_page_fault");
+	TEST_ASSERT(write_file_str(enable, "1"), "cannot enable %s", enable);
 	write_file_str(TRACEFS "/tracing_on", "1");
+}
+
+static void trace_begin(void)
+{
+	trace_start(TRACE_EVENT_EN);
+}
+
+/*
+ * Stop recording the event of @enable and open the trace for reading; NULL
+ * without tracefs.
+ */
+static FILE *trace_stop(const char *enable)
+{
+	FILE *f;
+
+	if (!trace_available())
+		return NULL;
+	TEST_ASSERT(write_file_str(enable, "0"), "cannot disable %s", enable);
+	f = fopen(TRACEFS "/trace", "r");
+	TEST_ASSERT(f, "cannot read " TRACEFS "/trace");
+	return f;
+}
+
+/* The trace's header line that says the ring buffer overwrote events. */
+static bool trace_line_lost(const char *line)
+{
+	unsigned long in_buf, written;
+
+	return sscanf(line, "# entries-in-buffer/entries-written: %lu/%lu",
+		      &in_buf, &written) == 2 && in_buf != written;
 }
 
 static void trace_end(struct trace_count *tc)
 {
 	char line[512];
-	unsigned long in_buf, written;
 	FILE *f;
 
 	memset(tc, 0, sizeof(*tc));
-	if (!trace_available())
+	f = trace_stop(TRACE_EVENT_EN);
+	if (!f)
 		return;
-	TEST_ASSERT(write_file_str(TRACE_EVENT_EN, "0"), "cannot disable kvmmmu:fast_page_fault");
-	f = fopen(TRACEFS "/trace", "r");
-	TEST_ASSERT(f, "cannot read " TRACEFS "/trace");
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "# entries-in-buffer/entries-written: %lu/%lu",
-			   &in_buf, &written) == 2 && in_buf != written)
+		if (trace_line_lost(line))
 			tc->lost = true;
 		if (line[0] == '#' || !strstr(line, "fast_page_fault:"))
 			continue;
@@ -256,8 +387,8 @@ struct test_vm {
 	unsigned long *bmap;
 };
 
-static void test_vm_create(struct test_vm *t, enum vm_mem_backing_src_type src,
-			   u64 npages, int nr_vcpus)
+static void __test_vm_create(struct test_vm *t, enum vm_mem_backing_src_type src,
+			     u64 npages, int nr_vcpus, void *guest)
 {
 	u64 extra = npages / 256 + 64;	/* guest page tables for the mapping */
 
@@ -265,13 +396,19 @@ static void test_vm_create(struct test_vm *t, enum vm_mem_backing_src_type src,
 	t->npages = npages;
 	t->nr_vcpus = nr_vcpus;
 	t->vm = __vm_create_with_vcpus(VM_SHAPE_DEFAULT, nr_vcpus, extra,
-				       guest_code, t->vcpu);
+				       guest, t->vcpu);
 	vm_userspace_mem_region_add(t->vm, src, TEST_GPA, TEST_SLOT, npages, 0);
 	virt_map(t->vm, TEST_GVA, TEST_GPA, npages);
 	t->bmap = bitmap_zalloc(npages);
 	TEST_ASSERT(t->bmap, "bitmap_zalloc");
 	guest_npages = npages;
 	sync_global_to_guest(t->vm, guest_npages);
+}
+
+static void test_vm_create(struct test_vm *t, enum vm_mem_backing_src_type src,
+			   u64 npages, int nr_vcpus)
+{
+	__test_vm_create(t, src, npages, nr_vcpus, guest_code);
 }
 
 static void test_vm_free(struct test_vm *t)
@@ -720,6 +857,441 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 	}
 }
 
+/* ---- fast_pf_access.*.access -------------------------------------------------- */
+
+/*
+ * fast_pf_access: the test process runs in a memory cgroup of its own, so
+ * that MGLRU ages exactly its memory (lru_gen_do_aging() on that memcg), as
+ * access_tracking_perf_test does.  The parent process removes the cgroup
+ * after the test process is gone.
+ */
+FIXTURE(fast_pf_access) {
+	char mode[16];		/* kvm.tdp_fast_pf at setup; "stock" without it */
+	bool tdp_mmu;
+	char memcg[64];		/* the cgroup's name, as debugfs lru_gen lists it */
+	char cg[PATH_MAX];	/* its path; empty until created */
+};
+
+FIXTURE_VARIANT(fast_pf_access) {
+	bool dirty_log;		/* dirty logging on while aging and accessing */
+	bool counters;		/* assert the fast path's counters */
+};
+
+/* every read returns the data last written */
+FIXTURE_VARIANT_ADD(fast_pf_access, plain) {
+	.dirty_log = false,
+};
+
+/* ... and each round's dirty log is exactly the pages it wrote */
+FIXTURE_VARIANT_ADD(fast_pf_access, dirty_log) {
+	.dirty_log = true,
+};
+
+/* ... and the fast path fixed every aged page; SKIP where aging never faults */
+FIXTURE_VARIANT_ADD(fast_pf_access, counters) {
+	.counters = true,
+};
+
+/*
+ * Why aging does not make the next access fault, or NULL if it does.  KVM
+ * ages an SPTE that has an accessed bit by clearing it, and the next access
+ * sets it again in hardware without a fault (AMD NPT, Intel EPT with
+ * eptad=Y).  Only without A/D bits (kvm_intel ept=Y eptad=N) does it
+ * access-track the SPTE (mark_spte_for_access_track(): R/W/X cleared, R/X
+ * saved in high bits), so that the next access faults and the fast path
+ * restores it.
+ */
+static const char *aging_no_fault_reason(bool tdp_mmu)
+{
+	if (access("/sys/module/kvm_intel/parameters/eptad", R_OK)) {
+		if (!access("/sys/module/kvm_amd", F_OK))
+			return "AMD NPT (kvm_amd): aging clears the NPT accessed bit, the next access sets it without a fault";
+		return "no kvm_intel eptad parameter: aging does not access-track SPTEs";
+	}
+	if (!get_kvm_intel_param_bool("ept"))
+		return "kvm_intel ept=N: no TDP MMU";
+	if (get_kvm_intel_param_bool("eptad"))
+		return "kvm_intel eptad=Y: aging clears the EPT accessed bit, the next access sets it without a fault";
+	if (!tdp_mmu)
+		return "tdp_mmu=N: aged SPTEs are counted with the TDP MMU's kvm_tdp_mmu_spte_changed event";
+	return NULL;
+}
+
+FIXTURE_SETUP(fast_pf_access)
+{
+	char root[PATH_MAX];
+	const char *why;
+	char *cg;
+
+	fast_pf_mode(self->mode, sizeof(self->mode));
+	self->tdp_mmu = get_kvm_param_bool("tdp_mmu");
+	ksft_print_msg("%lu pages, tdp_mmu=%c, tdp_fast_pf=%s\n",
+		       (unsigned long)opt_npages, self->tdp_mmu ? 'Y' : 'N', self->mode);
+	if (variant->counters) {
+		why = aging_no_fault_reason(self->tdp_mmu);
+		if (why)
+			SKIP(return, "counters not checked: %s", why);
+		if (!trace_aged_available())
+			SKIP(return, "counters not checked: no %s, aged pages not countable",
+			     TRACE_AGED_EN);
+	}
+	if (!lru_gen_usable())
+		SKIP(return, "MGLRU (lru_gen) is not usable: guest memory cannot be aged");
+	if (cg_find_controller_root(root, sizeof(root), "memory"))
+		SKIP(return, "no cgroup2 mount with the memory controller");
+	snprintf(self->memcg, sizeof(self->memcg), "fast_pf_test.%d", getpid());
+	cg = cg_name(root, self->memcg);
+	ASSERT_NE(NULL, cg);
+	ASSERT_EQ(0, cg_create(cg)) TH_LOG("cannot create cgroup %s: %s", cg, strerror(errno));
+	if (cg_enter_current(cg)) {
+		cg_destroy(cg);
+		ASSERT_TRUE(false) TH_LOG("cannot move the test into cgroup %s", cg);
+	}
+	snprintf(self->cg, sizeof(self->cg), "%s", cg);
+	free(cg);
+}
+
+FIXTURE_TEARDOWN_PARENT(fast_pf_access)
+{
+	if (self->cg[0]) {
+		EXPECT_EQ(0, cg_destroy(self->cg))
+			TH_LOG("cannot remove cgroup %s: %s", self->cg, strerror(errno));
+	}
+}
+
+/*
+ * An SPTE access-tracked by 7.3's mark_spte_for_access_track() on EPT
+ * without A/D bits: still shadow-present (SPTE_MMU_PRESENT_MASK, bit 11)
+ * but without R, W and X (VMX_EPT_RWX_MASK, bits 2:0).  An SPTE aged by
+ * clearing its accessed bit keeps its permissions (on NPT, bit 0 is
+ * Present), so it is never one.
+ */
+static bool spte_access_tracked(u64 spte)
+{
+	return (spte & BIT_ULL(11)) && !(spte & 7);
+}
+
+struct access_count {
+	u64 aged;		/* slot SPTEs the aging access-tracked */
+	u64 aged_a;		/* slot SPTEs aged otherwise (accessed bit cleared) */
+	u64 lru_pages;		/* the memcg's pages on MGLRU lists, last aging */
+	bool lost;		/* the trace ring buffer overwrote events */
+};
+
+/*
+ * Age the guest's memory through MGLRU: one aging pass with force_scan on
+ * the test's memcg (lru_gen_do_aging()).  Its page table walk clears the
+ * accessed state of every mapped page that is on one of the memcg's MGLRU
+ * lists, in the primary MMU and, through the clear_young MMU notifier, in
+ * KVM's SPTEs.  Pages not on a list yet (still in a per-CPU folio batch)
+ * are not aged, so not every page is.  kvm_tdp_mmu_age_spte() fires
+ * kvmmmu:kvm_tdp_mmu_spte_changed for each SPTE it ages: @aged gets the
+ * test slot's pages whose 4K SPTE it access-tracked.  Returns their number.
+ */
+static u64 age_memory(struct test_vm *t, const char *memcg, unsigned long *aged,
+		      struct access_count *ac)
+{
+	const u64 base = TEST_GPA / PG_SIZE;
+	unsigned long long gfn, old, new;
+	struct memcg_stats stats;
+	int as_id, level;
+	char line[512];
+	u64 nr = 0;
+	char *ev;
+	FILE *f;
+
+	bitmap_zero(aged, t->npages);
+	if (!trace_aged_available()) {
+		lru_gen_do_aging(&stats, memcg);
+		ac->lru_pages = lru_gen_sum_memcg_stats(&stats);
+		return 0;
+	}
+	trace_start(TRACE_AGED_EN);
+	lru_gen_do_aging(&stats, memcg);
+	ac->lru_pages = lru_gen_sum_memcg_stats(&stats);
+	f = trace_stop(TRACE_AGED_EN);
+	while (fgets(line, sizeof(line), f)) {
+		if (trace_line_lost(line))
+			ac->lost = true;
+		ev = strstr(line, "kvm_tdp_mmu_spte_changed: ");
+		if (line[0] == '#' || !ev)
+			continue;
+		TEST_ASSERT(sscanf(ev, "kvm_tdp_mmu_spte_changed: as id %d gfn %llx level %d old_spte %llx new_spte %llx",
+				   &as_id, &gfn, &level, &old, &new) == 5,
+			    "unexpected trace line: %s", line);
+		if (as_id || level != PG_LEVEL_4K || gfn < base || gfn - base >= t->npages)
+			continue;
+		if (spte_access_tracked(new) && !spte_access_tracked(old)) {
+			if (!test_bit(gfn - base, aged))
+				nr++;
+			set_bit(gfn - base, aged);
+		} else {
+			ac->aged_a++;
+		}
+	}
+	fclose(f);
+	ac->aged += nr;
+	return nr;
+}
+
+/*
+ * After an access round: @fixed gets the test slot's pages that have a
+ * kvmmmu:fast_page_fault event with "fixed 1" (on TDP its address is the
+ * GPA).  Returns the number of such events in any slot; *slot_events those
+ * in the test slot.
+ */
+static u64 trace_fixed_pages(struct test_vm *t, unsigned long *fixed, u64 *slot_events,
+			     bool *lost)
+{
+	unsigned long long gpa;
+	u64 total = 0;
+	char line[512];
+	char *ev;
+	FILE *f;
+
+	bitmap_zero(fixed, t->npages);
+	*slot_events = 0;
+	f = trace_stop(TRACE_EVENT_EN);
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (trace_line_lost(line))
+			*lost = true;
+		if (line[0] == '#' || !strstr(line, "fast_page_fault:") ||
+		    !strstr(line, " fixed 1"))
+			continue;
+		ev = strstr(line, " gva ");
+		TEST_ASSERT(ev && sscanf(ev, " gva %llx", &gpa) == 1,
+			    "unexpected trace line: %s", line);
+		total++;
+		if (gpa < TEST_GPA || (gpa - TEST_GPA) / PG_SIZE >= t->npages)
+			continue;
+		(*slot_events)++;
+		set_bit((gpa - TEST_GPA) / PG_SIZE, fixed);
+	}
+	fclose(f);
+	return total;
+}
+
+/*
+ * The host's view after access round r: word 0 of every page holds its
+ * last write, word 1 of the pages written first in round r this round's
+ * marker.  Returns the number of pages that do not.
+ */
+static u64 check_access_memory(struct test_vm *t, u64 r)
+{
+	u64 i, bad = 0;
+
+	for (i = 0; i < t->npages; i++) {
+		u64 *p = addr_gpa2hva(t->vm, TEST_GPA + i * PG_SIZE);
+		u64 want = marker(i, last_write_round(i, r));
+
+		if (p[0] == want && (!access_write_first(i, r) || p[1] == marker(i, r)))
+			continue;
+		if (!bad++)
+			ksft_print_msg("round %lu: page %lu holds %#lx %#lx, want %#lx%s\n",
+				       (unsigned long)r, (unsigned long)i, (unsigned long)p[0],
+				       (unsigned long)p[1], (unsigned long)want,
+				       access_write_first(i, r) ? " and this round's marker" : "");
+	}
+	return bad;
+}
+
+/* Fetch (and re-protect) round r's dirty log: count its missing and extra pages. */
+static void check_access_log(struct test_vm *t, u64 r, u64 *missing, u64 *extra)
+{
+	u64 i;
+
+	bitmap_zero(t->bmap, t->npages);
+	kvm_vm_get_dirty_log(t->vm, TEST_SLOT, t->bmap);
+	*missing = *extra = 0;
+	for (i = 0; i < t->npages; i++) {
+		bool want = access_written(i, r), got = test_bit(i, t->bmap);
+
+		*missing += want && !got;
+		*extra += !want && got;
+	}
+}
+
+/*
+ * Populate every page, then ACCESS_ROUNDS times: age the guest's memory
+ * through MGLRU, and have the guest read every page and write the round's
+ * pages (guest_access_code()).  Asserted:
+ *
+ *  - every guest read returned the data last written, and the host sees
+ *    every page's last write after each round (all variants);
+ *  - dirty_log: dirty logging is on throughout, and each round's dirty log
+ *    is exactly the pages written in that round: none missing, and none
+ *    extra (not checked where aging faults and tdp_fast_pf=off: the slow
+ *    path logs an aged page dirty on a read, see below);
+ *  - counters, only where aging access-tracks SPTEs (kvm_intel ept=Y
+ *    eptad=N; see aging_no_fault_reason(), else SKIP).  "Aged" are the test
+ *    slot's 4K pages whose SPTE an aging access-tracked, counted from
+ *    kvm_tdp_mmu_spte_changed (MGLRU does not age pages that are not on its
+ *    lists yet; those are not counted):
+ *      . the aging access-tracked at least one page;
+ *      . every aged page has a kvmmmu:fast_page_fault "fixed 1" event in
+ *        the round that followed its aging (none with tdp_fast_pf=off);
+ *      . the active implementation's kvm_rs fixed counter grew by at least
+ *        the number of aged pages and by exactly the number of "fixed 1"
+ *        events (all slots: the guest's own memory is aged too), the other
+ *        implementation's not at all; with tdp_fast_pf=off, off_invalid
+ *        grew by at least the number of aged pages;
+ *      . pf_fast grew by exactly that implementation's fixed + spurious
+ *        (0 with tdp_fast_pf=off; at least the aged pages with stock modules).
+ *    At least, because each aged page takes one fix (a read restores the
+ *    SPTE, a first write restores it and makes it writable) or two (read,
+ *    then a W fix for the write), and the guest's own pages fault too.
+ * plain and dirty_log print the counters without asserting them.
+ */
+TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
+{
+	u64 n = opt_npages, r, i, pf0, pf1, pf_fast = 0, d[RS_NR], sum[RS_NR] = {};
+	u64 bad_reads = 0, bad_memory = 0, missing = 0, extra = 0, m, e;
+	u64 fixed_events = 0, slot_fixed = 0, aged_unfixed = 0, aged_fixed = 0, slot;
+	const char *mode = self->mode;
+	bool off = self->tdp_mmu && !strcmp(mode, "off"), lost = false, rs_valid = true;
+	/* kvm_tdp_mmu_spte_changed: only the TDP MMU's aging fires it */
+	bool counted = trace_aged_available() && self->tdp_mmu;
+	unsigned long *aged, *fixed;
+	struct access_count ac = {};
+	struct rs_stats rs0, rs1;
+	struct test_vm t;
+
+	__test_vm_create(&t, VM_MEM_SRC_ANONYMOUS, n, 1, guest_access_code);
+	aged = bitmap_zalloc(n);
+	fixed = bitmap_zalloc(n);
+	TEST_ASSERT(aged && fixed, "bitmap_zalloc");
+	run_round(&t, 0, 0);			/* populate: slow path */
+	if (variant->dirty_log)
+		enable_dirty_logging(&t);
+
+	for (r = 1; r <= ACCESS_ROUNDS; r++) {
+		u64 aged_a = ac.aged_a, round_unfixed = 0;
+		u64 round_aged = age_memory(&t, self->memcg, aged, &ac);
+
+		pf0 = vcpu_get_stat(t.vcpu[0], pf_fast);
+		read_rs_stats(&rs0);
+		trace_begin();
+		run_round(&t, r, 0);
+		fixed_events += trace_fixed_pages(&t, fixed, &slot, &lost);
+		slot_fixed += slot;
+		read_rs_stats(&rs1);
+		pf1 = vcpu_get_stat(t.vcpu[0], pf_fast);
+		pf_fast += pf1 - pf0;
+		rs_valid &= rs0.valid && rs1.valid;
+		rs_delta(&rs0, &rs1, d);
+		for (i = 0; i < RS_NR; i++)
+			sum[i] += d[i];
+
+		sync_global_from_guest(t.vm, guest_bad_reads);
+		sync_global_from_guest(t.vm, guest_first_bad_page);
+		sync_global_from_guest(t.vm, guest_first_bad_value);
+		if (guest_bad_reads) {
+			i = guest_first_bad_page;
+			ksft_print_msg("round %lu: %lu guest reads wrong, first page %lu read %#lx, want %#lx\n",
+				       (unsigned long)r, (unsigned long)guest_bad_reads,
+				       (unsigned long)i, (unsigned long)guest_first_bad_value,
+				       (unsigned long)marker(i, last_write_round(i, r - 1)));
+		}
+		bad_reads += guest_bad_reads;
+		bad_memory += check_access_memory(&t, r);
+		if (variant->dirty_log) {
+			check_access_log(&t, r, &m, &e);
+			ksft_print_msg("round %lu: dirty log %lu missing, %lu extra\n",
+				       (unsigned long)r, (unsigned long)m, (unsigned long)e);
+			missing += m;
+			extra += e;
+		}
+		for (i = 0; i < n; i++)
+			round_unfixed += test_bit(i, aged) && !test_bit(i, fixed);
+		aged_unfixed += round_unfixed;
+		aged_fixed += round_aged - round_unfixed;
+		if (counted)
+			ksft_print_msg("round %lu: of %lu pages, aging access-tracked %lu and cleared the accessed bit of %lu (lru_gen: %lu pages in the memcg); %lu aged pages fixed in the fast path; pf_fast +%lu\n",
+				       (unsigned long)r, (unsigned long)n,
+				       (unsigned long)round_aged,
+				       (unsigned long)(ac.aged_a - aged_a),
+				       (unsigned long)ac.lru_pages,
+				       (unsigned long)(round_aged - round_unfixed),
+				       (unsigned long)(pf1 - pf0));
+		else
+			ksft_print_msg("round %lu: aged (lru_gen: %lu pages in the memcg); pf_fast +%lu\n",
+				       (unsigned long)r, (unsigned long)ac.lru_pages,
+				       (unsigned long)(pf1 - pf0));
+	}
+	test_vm_free(&t);
+	free(aged);
+	free(fixed);
+
+	ksft_print_msg("%u rounds: %lu bad guest reads, %lu pages with bad memory\n", ACCESS_ROUNDS,
+		       (unsigned long)bad_reads, (unsigned long)bad_memory);
+	EXPECT_EQ(0, bad_reads) TH_LOG("guest reads that did not return the last write");
+	EXPECT_EQ(0, bad_memory) TH_LOG("pages without their last write");
+	if (variant->dirty_log) {
+		EXPECT_EQ(0, missing) TH_LOG("written pages missing from the dirty log");
+		/*
+		 * The fast path restores an aged SPTE on a read without making
+		 * it writable; the slow path (tdp_fast_pf=off) maps it writable
+		 * and logs the page dirty (make_spte()), which the dirty log
+		 * API allows.
+		 */
+		if (off && !aging_no_fault_reason(self->tdp_mmu))
+			ksft_print_msg("dirty log: %lu extra pages not checked: with tdp_fast_pf=off, read faults on aged pages take the slow path, which logs them dirty\n",
+				       (unsigned long)extra);
+		else
+			EXPECT_EQ(0, extra) TH_LOG("pages in the dirty log that were not written");
+	}
+
+	if (!counted)
+		ksft_print_msg("aged SPTEs not counted (%s)\n",
+			       self->tdp_mmu ? "no " TRACE_AGED_EN :
+			       "tdp_mmu=N: kvm_tdp_mmu_spte_changed is the TDP MMU's");
+	else
+		ksft_print_msg("aged: %lu access-tracked, %lu otherwise (accessed bit cleared); %lu fixed in the fast path, %lu not; \"fixed 1\" events %lu (test slot %lu)%s\n",
+			       (unsigned long)ac.aged, (unsigned long)ac.aged_a,
+			       (unsigned long)aged_fixed, (unsigned long)aged_unfixed,
+			       (unsigned long)fixed_events, (unsigned long)slot_fixed,
+			       lost || ac.lost ? ", EVENTS LOST" : "");
+	ksft_print_msg("pf_fast +%lu\n", (unsigned long)pf_fast);
+	if (rs_valid)
+		print_rs_delta(sum);
+	if (!variant->counters)
+		return;
+
+	EXPECT_FALSE(lost || ac.lost) TH_LOG("trace events lost: counts incomplete");
+	EXPECT_LT(0, ac.aged) TH_LOG("aging access-tracked no SPTE of the test slot");
+	if (off) {
+		EXPECT_EQ(0, fixed_events) TH_LOG("fast path fixes with tdp_fast_pf=off");
+		EXPECT_EQ(0, pf_fast);
+	} else {
+		EXPECT_EQ(0, aged_unfixed) TH_LOG("aged pages that the fast path did not fix");
+		EXPECT_LE(ac.aged, slot_fixed);
+	}
+	if (!rs_valid) {
+		ksft_print_msg("kvm_rs counters not checked (no %s: stock modules?)\n",
+			       KVMRS_STATS);
+		EXPECT_LE(ac.aged, pf_fast);
+	} else if (!strcmp(mode, "rust") || !strcmp(mode, "c")) {
+		int f = !strcmp(mode, "c") ? RS_C_FIXED : RS_RUST_FIXED;
+		int other = f == RS_C_FIXED ? RS_RUST_FIXED : RS_C_FIXED;
+
+		EXPECT_LE(ac.aged, sum[f]) TH_LOG("kvm_rs %s below the aged pages", rs_keys[f]);
+		EXPECT_EQ(fixed_events, sum[f])
+			TH_LOG("kvm_rs %s against \"fixed 1\" events", rs_keys[f]);
+		EXPECT_EQ(0, sum[other]) TH_LOG("kvm_rs %s moved", rs_keys[other]);
+		EXPECT_EQ(sum[f] + sum[f + 1], pf_fast)
+			TH_LOG("pf_fast against kvm_rs %s + %s", rs_keys[f], rs_keys[f + 1]);
+	} else if (off) {
+		EXPECT_LE(ac.aged, sum[RS_OFF_INVALID]);
+		EXPECT_EQ(0, sum[RS_RUST_FIXED]);
+		EXPECT_EQ(0, sum[RS_C_FIXED]);
+	} else {
+		TH_LOG("unknown kvm.tdp_fast_pf mode '%s'", mode);
+		EXPECT_TRUE(false);
+	}
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static pid_t main_pid, fork_parent;
@@ -762,7 +1334,7 @@ static void help(const char *name)
 	printf("usage: %s [-n pages] [-i rounds] [harness options]\n"
 	       "  -n  pages per memslot (default %lu, at least 64)\n"
 	       "  -i  rounds of fast_pf.switch (default %u)\n"
-	       "harness options (-l lists the tests; e.g. -t 4k, -r fast_pf.switch):\n",
+	       "harness options (-l lists the tests; e.g. -t 4k, -t access, -r fast_pf.switch):\n",
 	       name, (unsigned long)opt_npages, opt_rounds);
 }
 
