@@ -65,6 +65,7 @@ bindir=$base/bin-$hash
 if [ "$print_dir" = 1 ]; then echo "$bindir"; exit 0; fi
 
 if [ "$force" = 0 ] && [ -f "$bindir/.kvmrs-built" ]; then
+	touch "$bindir"	# in use: see the clean-up below
 	ok "selftests: reusing $bindir ($(cat "$bindir/.kvmrs-built"))"
 	echo "$bindir"
 	exit 0
@@ -72,6 +73,9 @@ fi
 
 start=$(date +%s)
 mkdir -p "$base"
+# Other checkouts share $base (src/, out/): one build at a time.
+exec 9> "$base/.lock"
+flock 9
 st_src=$base/src
 kvm_st=$st_src/tools/testing/selftests/kvm
 out=$base/out
@@ -131,7 +135,10 @@ for t in "${targets[@]}"; do
 done
 # x86/nx_huge_pages_test.sh drives nx_huge_pages_test with its parameters.
 cp "$kvm_st/x86/nx_huge_pages_test.sh" "$bindir.tmp/" 2>/dev/null || true
-for d in "$base"/bin-*; do [ -d "$d" ] && [ "$d" != "$bindir.tmp" ] && rm -rf "$d"; done
+# Old sets go, but not those another checkout used in the last two hours
+# (it may be packing one into an initramfs right now).
+find "$base" -maxdepth 1 -type d -name 'bin-*' ! -name "$(basename "$bindir").tmp" \
+	-mmin +120 -exec rm -rf {} + 2>/dev/null || true
 echo "Linux $kver ${debver} $(( $(date +%s) - start ))s ${#targets[@]} tests" > "$bindir.tmp/.kvmrs-built"
 mv "$bindir.tmp" "$bindir"
 ok "selftests: built ${#targets[@]} tests into $bindir in $(( $(date +%s) - start ))s"
