@@ -50,6 +50,12 @@ expect "mismatched rustc" "but KDIR was built with rustc" env RUSTC="$(command -
 expect "missing bindgen" "bindgen not found" env BINDGEN=/nonexistent/bindgen scripts/build.sh --kdir "$ref"
 expect "load on a host not running KDIR's kernel" "the running kernel is $(uname -r) but KDIR is" scripts/load.sh --kdir "$ref"
 expect "unknown kernel flavor" "unknown flavor" scripts/kernel.sh --flavor nonsense
+expect "unknown VM machine" "--machine wants 'amd' or 'intel'" scripts/vm.sh --machine arm
+expect "QEMU option with the Intel machine" "are QEMU options" scripts/vm.sh --machine intel --tcg single
+expect "two CPUs with the Intel machine" "runs one CPU" scripts/vm.sh --machine intel --smp 2
+expect "AMD parameters with the Intel machine" "use --intel-params" scripts/vm.sh --machine intel --amd-params npt=1
+expect "missing Bochs" "bochs missing (Debian package 'bochs'" env BOCHS=/nonexistent/bochs scripts/vm.sh --machine intel
+expect "bad VM memory size" "--mem wants a size in M or G" scripts/vm.sh --mem 2T
 
 # A signature drift between include/kvm_rs.h and a Rust entry point must fail
 # the build (the check_ffi_signature! assertions), not link. Build a copy of

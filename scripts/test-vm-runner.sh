@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The VM runner must go red: on a failing test, and on a kernel splat in the
-# guest log even when every test passes, in both TCG modes make check uses.
+# guest log even when every test passes, in both TCG modes make check uses
+# and on the Intel machine (Bochs).
 # All are real guest boots; the JSON result must say the same as the exit
 # status.
 set -uo pipefail
@@ -51,5 +52,17 @@ expect_red "a kernel splat fails the run although the test passed" "kernel splat
 	--cmd "splat=echo 'WARNING: CPU: 0 PID: 1 at kvm-rs injected test splat' > /dev/kmsg" \
 	--log "$tmp/splat.log"
 json_says "$tmp/splat.json" "FAIL" "splat=PASS" "injected test splat"
+# The Intel machine (Bochs) applies the same rules: one boot with a failing
+# test and a kernel report.
+expect_red "Intel (Bochs): a failing test fails the run" "flip .*FAIL" \
+	--machine intel --suite "$tmp/flip.list" --tests flip \
+	--cmd "splat=echo 'WARNING: CPU: 0 PID: 1 at kvm-rs injected test splat' > /dev/kmsg" \
+	--log "$tmp/intel.log"
+if grep -q "kernel splat in the guest log" "$tmp/out"; then
+	echo "ok - Intel (Bochs): the kernel report fails it too"; pass=$((pass + 1))
+else
+	echo "not ok - Intel (Bochs): the kernel report was not seen"; fail=$((fail + 1))
+fi
+json_says "$tmp/intel.json" "FAIL" "splat=PASS" "injected test splat"
 echo "vm-runner: $pass passed, $fail failed"
 [ $fail = 0 ]

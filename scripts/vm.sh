@@ -115,7 +115,8 @@ case "${BASH_REMATCH[2]}" in [Gg]) mem_mb=$((mem_mb * 1024)) ;; esac
 [ "$mem_mb" -ge 256 ] || die "vm: --mem $mem is too small (256M at least)"
 
 if [ "$machine" = intel ]; then
-	command -v bochs >/dev/null || die "vm: bochs missing (Debian package 'bochs'; run 'make setup')"
+	bochs_bin=${BOCHS:-bochs}
+	command -v "$bochs_bin" >/dev/null || die "vm: $bochs_bin missing (Debian package 'bochs'; run 'make setup')"
 	for f in /usr/share/bochs/BIOS-bochs-latest:bochsbios /usr/share/vgabios/vgabios.bin:vgabios \
 		/usr/lib/ISOLINUX/isolinux.bin:isolinux /usr/lib/syslinux/modules/bios/ldlinux.c32:syslinux-common; do
 		[ -f "${f%%:*}" ] || die "vm: ${f%%:*} missing (Debian package '${f##*:}'; run 'make setup')"
@@ -362,7 +363,7 @@ else
 	speaker: enabled=0
 	RC
 	printf 'c\nquit\n' > "$work/bochs.cmds"
-	qemu=(bochs -q -f "$work/bochsrc" -rc "$work/bochs.cmds")
+	qemu=("$bochs_bin" -q -f "$work/bochsrc" -rc "$work/bochs.cmds")
 fi
 
 vp_name=amd; [ "$machine" = intel ] && vp_name=intel
