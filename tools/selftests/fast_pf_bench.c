@@ -21,30 +21,55 @@
  *          4K page, fixed by fast_page_fault), then the main thread gets the
  *          dirty log and clears it (re-protecting the pages).
  *
+ * Access tracking (-a, the seed's "Writing to idle memory" of
+ * access_tracking_perf_test): no dirty logging; the process runs in a memory
+ * cgroup of its own and MGLRU ages its memory (lru_gen_do_aging(), as
+ * access_tracking_perf_test does), which ages KVM's SPTEs through the
+ * clear_young MMU notifier.  On Intel EPT with eptad=0 an aged SPTE is
+ * access-tracked (R/W/X cleared) and the next access to the page faults:
+ * the fast path restores it.  (With A/D bits, AMD NPT or eptad=1, aging
+ * clears the accessed bit and the next access faults not at all.)
+ *   1      populate (phase=populate), then one untimed aging pass and a
+ *          rewrite of every page (phase=repopulate: from then on every
+ *          aging moves the pages to a newer generation), then a control
+ *          pass over populated memory (phase=populated, "Writing to
+ *          populated memory")
+ *   2..N   age the memory, then every vCPU writes every page again
+ *          (phase=idle, "Writing to idle memory")
+ *
  * Checks (a failed check exits non-zero): the dirty log of every pass holds
  * exactly the pages of the test region; every page holds the marker of the
  * pass (the guest really wrote it); with 4K backing and partitioned vCPU
  * regions, pf_fast grew by exactly the number of pages in each pass (0 with
  * kvm.tdp_fast_pf=off on the TDP MMU), and the kvm_rs counters of the active
- * implementation agree when the module has them.
+ * implementation agree when the module has them.  With -a: every page holds
+ * the marker of every pass; the aging found the region's pages on the
+ * memcg's MGLRU lists; an idle pass took no fast page fault with
+ * kvm.tdp_fast_pf=off on the TDP MMU.  No exact fault count is asserted
+ * with -a (a page still in a per-CPU folio batch is not aged, and aging
+ * also reaches the guest's page tables and code): pf_fast and the counters
+ * are printed.
  *
  * Output, one machine-parsable line per item (all start "KVMRS-BENCH "):
  *   KVMRS-BENCH config vcpus= bytes= pages= iterations= overlap= backing=
  *               manual_protect= tdp_mmu= tdp_fast_pf=
  *   KVMRS-BENCH iter=<i> vcpu=<v> cpu_ns=<n> wall_ns=<n>
- *   KVMRS-BENCH iter=<i> phase=populate|dirty cpu_ns=<sum> max_cpu_ns=<max>
+ *   KVMRS-BENCH iter=<i> phase=populate|dirty|repopulate|populated|idle
+ *               cpu_ns=<sum> max_cpu_ns=<max>
  *               dirty=<pages in the log> pf_fast=<d> pf_taken=<d> pf_fixed=<d>
- *               pf_spurious=<d> pages_2m=<n> [<kvm_rs key>=<delta> ...]
+ *               pf_spurious=<d> pages_2m=<n> [lru_pages=<n>]
+ *               [<kvm_rs key>=<delta> ...]
  *   KVMRS-BENCH result=pass
  * (pf_* are deltas of the vCPU stats over the pass, summed over vCPUs.)
  *
  * Options: -v vCPUs (1), -b bytes per vCPU (64M), -i iterations (3),
  * -o overlap (every vCPU writes the whole region, memstress -o), -s backing
  * (anonymous, anonymous_thp, ...), -g no manual protect (KVM_GET_DIRTY_LOG
- * clears), -q only the summary lines.
+ * clears), -a access tracking (see above), -q only the summary lines.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
@@ -55,7 +80,9 @@
 
 #include <linux/bitmap.h>
 
+#include "cgroup_util.h"
 #include "kvm_util.h"
+#include "lru_gen_util.h"
 #include "processor.h"
 #include "test_util.h"
 #include "ucall_common.h"
@@ -106,6 +133,8 @@ static int iterations = 3;
 static bool overlap;
 static bool manual_protect = true;
 static bool quiet;
+static bool access_mode;	/* -a */
+static char memcg_name[64];	/* -a: our memcg, as debugfs lru_gen names it */
 static enum vm_mem_backing_src_type backing = VM_MEM_SRC_ANONYMOUS;
 
 static struct kvm_vm *vm;
@@ -117,8 +146,13 @@ static int vcpu_ids[BENCH_MAX_VCPUS];
 static u64 region_pages;	/* pages in the test memslot */
 static u64 region_gpa;
 
-/* per iteration (1-based) and vCPU */
-static u64 (*cpu_ns)[BENCH_MAX_VCPUS];
+/*
+ * Passes: every run of the vCPUs over their regions, 1-based.  Without -a
+ * pass i is iteration i; with -a iteration 1 is three passes (populate,
+ * repopulate, populated) and iteration i > 1 is pass i + 2.
+ */
+static int npasses;
+static u64 (*cpu_ns)[BENCH_MAX_VCPUS];	/* per pass and vCPU */
 static u64 (*wall_ns)[BENCH_MAX_VCPUS];
 
 static u64 ts_ns(const struct timespec *t)
@@ -134,7 +168,7 @@ static void *vcpu_thread(void *arg)
 	struct ucall uc;
 	int it;
 
-	for (it = 1; it <= iterations; it++) {
+	for (it = 1; it <= npasses; it++) {
 		while (sem_wait(&go[idx]) && errno == EINTR)
 			;
 		clock_gettime(CLOCK_MONOTONIC, &w0);
@@ -145,7 +179,7 @@ static void *vcpu_thread(void *arg)
 		switch (get_ucall(vcpu, &uc)) {
 		case UCALL_SYNC:
 			TEST_ASSERT(uc.args[1] == (u64)it,
-				    "vCPU %d synced iteration %lu, expected %d",
+				    "vCPU %d synced pass %lu, expected %d",
 				    idx, (unsigned long)uc.args[1], it);
 			break;
 		case UCALL_ABORT:
@@ -288,19 +322,247 @@ static u64 *page_hva0(u64 i)
 	return addr_gpa2hva(vm, region_gpa + i * guest_page_size);
 }
 
+/* ---- access tracking (-a) ------------------------------------------------------ */
+
+static char memcg_root[PATH_MAX];
+static char *memcg_path;
+
+/*
+ * Move this process into a memory cgroup of its own before the VM exists,
+ * so that its guest memory is charged there and MGLRU ages exactly it.
+ */
+static void memcg_enter(void)
+{
+	__TEST_REQUIRE(lru_gen_usable(), "-a needs MGLRU (CONFIG_LRU_GEN, debugfs lru_gen)");
+	__TEST_REQUIRE(!cg_find_controller_root(memcg_root, sizeof(memcg_root), "memory"),
+		       "-a needs a cgroup2 mount with the memory controller");
+	snprintf(memcg_name, sizeof(memcg_name), "fast_pf_bench.%d", getpid());
+	memcg_path = cg_name(memcg_root, memcg_name);
+	TEST_ASSERT(memcg_path, "cg_name");
+	TEST_ASSERT(!cg_create(memcg_path), "cannot create cgroup %s: %s", memcg_path,
+		    strerror(errno));
+	if (cg_enter_current(memcg_path)) {
+		cg_destroy(memcg_path);
+		TEST_FAIL("cannot move the benchmark into cgroup %s", memcg_path);
+	}
+}
+
+static void memcg_leave(void)
+{
+	if (!memcg_path)
+		return;
+	TEST_ASSERT(!cg_enter_current(memcg_root), "cannot leave cgroup %s", memcg_path);
+	TEST_ASSERT(!cg_destroy(memcg_path), "cannot remove cgroup %s: %s", memcg_path,
+		    strerror(errno));
+	free(memcg_path);
+	memcg_path = NULL;
+}
+
+/* One MGLRU aging pass over our memcg; returns the pages on its lists. */
+static long age_memory(void)
+{
+	struct memcg_stats stats;
+
+	lru_gen_do_aging(&stats, memcg_name);
+	return lru_gen_sum_memcg_stats(&stats);
+}
+
 /* ---- main loop --------------------------------------------------------------- */
 
 static void help(const char *name)
 {
-	printf("usage: %s [-v vcpus] [-b bytes per vcpu] [-i iterations] [-o] [-s backing] [-g] [-q]\n"
+	printf("usage: %s [-v vcpus] [-b bytes per vcpu] [-i iterations] [-o] [-s backing] [-g] [-a] [-q]\n"
 	       "  -v  vCPUs (default 1, at most %d)\n"
 	       "  -b  bytes each vCPU writes, e.g. 64M (default 64M)\n"
 	       "  -i  iterations incl. populate, >= 2 (default 3)\n"
 	       "  -o  overlap: every vCPU writes the whole region (memstress -o)\n"
 	       "  -g  no manual dirty-log protect: KVM_GET_DIRTY_LOG clears the log\n"
+	       "  -a  access tracking: no dirty logging; age the memory with MGLRU before\n"
+	       "      every iteration after the first (\"Writing to idle memory\")\n"
 	       "  -q  summary lines only (no per-vCPU lines)\n",
 	       name, BENCH_MAX_VCPUS);
 	backing_src_help("-s");
+}
+
+struct pass_result {
+	struct pf_stats p0, p1;
+	struct rs_stats r0, r1;
+	u64 sum, max;
+};
+
+/* the guest must rewrite every page: clear the markers (before any aging) */
+static void clear_markers(void)
+{
+	for (u64 p = 0; p < region_pages; p++)
+		*page_hva0(p) = 0;
+}
+
+/*
+ * One pass: every vCPU writes every page of its region once with the
+ * pass's marker; checks that every page holds it afterwards.
+ */
+static void run_pass(int pass, struct pass_result *res)
+{
+	u64 bad = 0, first_bad = 0;
+	int i;
+
+	guest_iteration = pass;
+	sync_global_to_guest(vm, guest_iteration);
+
+	read_pf_stats(&res->p0);
+	read_rs_stats(&res->r0);
+	for (i = 0; i < nr_vcpus; i++)
+		sem_post(&go[i]);
+	for (i = 0; i < nr_vcpus; i++)
+		while (sem_wait(&done) && errno == EINTR)
+			;
+	read_rs_stats(&res->r1);
+	read_pf_stats(&res->p1);
+
+	res->sum = res->max = 0;
+	for (i = 0; i < nr_vcpus; i++) {
+		res->sum += cpu_ns[pass][i];
+		if (cpu_ns[pass][i] > res->max)
+			res->max = cpu_ns[pass][i];
+	}
+
+	for (u64 p = 0; p < region_pages; p++) {
+		if (*page_hva0(p) != marker(pass)) {
+			if (!bad)
+				first_bad = p;
+			bad++;
+		}
+	}
+	TEST_ASSERT(!bad, "pass %d: %lu pages lack the guest's marker (first: page %lu, %#lx)",
+		    pass, (unsigned long)bad, (unsigned long)first_bad,
+		    (unsigned long)*page_hva0(first_bad));
+}
+
+static void print_pass(int it, int pass, const char *phase, const struct pass_result *res,
+		       u64 dirty, long lru_pages)
+{
+	char rsbuf[512] = "", lru[40] = "";
+	int i, len = 0;
+
+	for (i = 0; !quiet && i < nr_vcpus; i++)
+		printf("KVMRS-BENCH iter=%d vcpu=%d cpu_ns=%lu wall_ns=%lu\n", it, i,
+		       (unsigned long)cpu_ns[pass][i], (unsigned long)wall_ns[pass][i]);
+	for (i = 0; i < res->r1.n; i++) {
+		long long d = rs_delta(&res->r0, &res->r1, res->r1.key[i]);
+
+		if (d > 0 && len < (int)sizeof(rsbuf) - 64)
+			len += snprintf(rsbuf + len, sizeof(rsbuf) - len, " %s=%lld",
+					res->r1.key[i], d);
+	}
+	if (lru_pages >= 0)
+		snprintf(lru, sizeof(lru), " lru_pages=%ld", lru_pages);
+	printf("KVMRS-BENCH iter=%d phase=%s cpu_ns=%lu max_cpu_ns=%lu dirty=%lu pf_fast=%lu pf_taken=%lu pf_fixed=%lu pf_spurious=%lu pages_2m=%lu%s%s\n",
+	       it, phase, (unsigned long)res->sum, (unsigned long)res->max,
+	       (unsigned long)dirty, (unsigned long)(res->p1.fast - res->p0.fast),
+	       (unsigned long)(res->p1.taken - res->p0.taken),
+	       (unsigned long)(res->p1.fixed - res->p0.fixed),
+	       (unsigned long)(res->p1.spurious - res->p0.spurious),
+	       (unsigned long)vm_get_stat(vm, pages_2m), lru, rsbuf);
+	fflush(stdout);
+}
+
+/* -a: populate, age + repopulate, control pass, then age + write per iteration */
+static void run_access_tracking(bool tdp, const char *mode)
+{
+	struct pass_result res;
+	long lru;
+	int it, pass = 0;
+
+	run_pass(++pass, &res);
+	print_pass(1, pass, "populate", &res, 0, -1);
+
+	/*
+	 * As access_tracking_perf_test: after populating, aging may not move
+	 * the pages to a newer generation; one aging pass and a rewrite make
+	 * every later aging do so.
+	 */
+	clear_markers();
+	lru = age_memory();
+	TEST_ASSERT(lru >= (long)region_pages,
+		    "%ld pages on the MGLRU lists of %s, the region has %lu: memcg not set up?",
+		    lru, memcg_name, (unsigned long)region_pages);
+	run_pass(++pass, &res);
+	print_pass(1, pass, "repopulate", &res, 0, lru);
+	clear_markers();
+	run_pass(++pass, &res);
+	print_pass(1, pass, "populated", &res, 0, -1);
+
+	for (it = 2; it <= iterations; it++) {
+		clear_markers();
+		lru = age_memory();
+		run_pass(++pass, &res);
+		print_pass(it, pass, "idle", &res, 0, lru);
+		if (tdp && !strcmp(mode, "off"))
+			TEST_ASSERT(res.p1.fast == res.p0.fast,
+				    "iteration %d: pf_fast +%lu with tdp_fast_pf=off", it,
+				    (unsigned long)(res.p1.fast - res.p0.fast));
+	}
+}
+
+/* dirty logging: populate, then dirty passes with the log checked */
+static void run_dirty_log(bool tdp, const char *mode, bool strict, unsigned long *bmap)
+{
+	struct pass_result res;
+	u64 dirty, want_fast;
+	int it;
+
+	for (it = 1; it <= iterations; it++) {
+		dirty = 0;
+		if (it == 2) {
+			vm_mem_region_set_flags(vm, BENCH_SLOT, KVM_MEM_LOG_DIRTY_PAGES);
+			/* nothing written since: the log must be empty */
+			bitmap_zero(bmap, region_pages);
+			kvm_vm_get_dirty_log(vm, BENCH_SLOT, bmap);
+			dirty = popcount_bitmap(bmap, region_pages);
+			TEST_ASSERT(dirty == 0, "%lu pages dirty right after enabling dirty logging",
+				    (unsigned long)dirty);
+		}
+		if (it > 1)
+			clear_markers();
+		run_pass(it, &res);
+		if (it >= 2) {
+			bitmap_zero(bmap, region_pages);
+			kvm_vm_get_dirty_log(vm, BENCH_SLOT, bmap);
+			dirty = popcount_bitmap(bmap, region_pages);
+			if (manual_protect)
+				kvm_vm_clear_dirty_log(vm, BENCH_SLOT, bmap, 0, region_pages);
+		}
+		print_pass(it, it, it == 1 ? "populate" : "dirty", &res, dirty, -1);
+
+		if (it == 1)
+			continue;
+		TEST_ASSERT(dirty == region_pages,
+			    "iteration %d: %lu pages in the dirty log, %lu written",
+			    it, (unsigned long)dirty, (unsigned long)region_pages);
+		want_fast = (tdp && !strcmp(mode, "off")) ? 0 : region_pages;
+		if (strict) {
+			TEST_ASSERT(res.p1.fast - res.p0.fast == want_fast,
+				    "iteration %d: pf_fast +%lu, expected %lu (tdp_mmu=%c tdp_fast_pf=%s)",
+				    it, (unsigned long)(res.p1.fast - res.p0.fast),
+				    (unsigned long)want_fast, tdp ? 'Y' : 'N', mode);
+			if (tdp && res.r0.n && res.r1.n) {
+				const char *key = !strcmp(mode, "off") ? "off_invalid" :
+						  !strcmp(mode, "c") ? "c_fixed" : "rust_fixed";
+				long long d = rs_delta(&res.r0, &res.r1, key);
+
+				TEST_ASSERT(d < 0 || (u64)d == region_pages,
+					    "iteration %d: kvm_rs %s +%lld, expected %lu",
+					    it, key, d, (unsigned long)region_pages);
+			}
+		} else {
+			/* a write fault per page at most per writing vCPU (+ retries) */
+			TEST_ASSERT(res.p1.fast - res.p0.fast <=
+				    2 * region_pages * (overlap ? nr_vcpus : 1),
+				    "iteration %d: pf_fast +%lu for %lu pages",
+				    it, (unsigned long)(res.p1.fast - res.p0.fast),
+				    (unsigned long)region_pages);
+		}
+	}
 }
 
 int main(int argc, char *argv[])
@@ -308,9 +570,9 @@ int main(int argc, char *argv[])
 	char mode[64];
 	unsigned long *bmap;
 	bool tdp, strict;
-	int opt, i, it;
+	int opt, i;
 
-	while ((opt = getopt(argc, argv, "v:b:i:os:gqh")) != -1) {
+	while ((opt = getopt(argc, argv, "v:b:i:os:gaqh")) != -1) {
 		switch (opt) {
 		case 'v':
 			nr_vcpus = atoi_positive("Number of vCPUs", optarg);
@@ -331,6 +593,9 @@ int main(int argc, char *argv[])
 		case 'g':
 			manual_protect = false;
 			break;
+		case 'a':
+			access_mode = true;
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -342,15 +607,20 @@ int main(int argc, char *argv[])
 			exit(KSFT_FAIL);
 		}
 	}
-	TEST_ASSERT(iterations >= 2, "-i must be at least 2 (populate + one dirty pass)");
+	TEST_ASSERT(iterations >= 2, "-i must be at least 2 (populate + one measured pass)");
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_SYNC_MMU));
+	if (access_mode)
+		manual_protect = false;	/* no dirty logging at all */
 
-	cpu_ns = calloc(iterations + 1, sizeof(*cpu_ns));
-	wall_ns = calloc(iterations + 1, sizeof(*wall_ns));
+	npasses = access_mode ? iterations + 2 : iterations;
+	cpu_ns = calloc(npasses + 1, sizeof(*cpu_ns));
+	wall_ns = calloc(npasses + 1, sizeof(*wall_ns));
 	TEST_ASSERT(cpu_ns && wall_ns, "calloc");
 
 	fast_pf_mode(mode, sizeof(mode));
 	tdp = get_kvm_param_bool("tdp_mmu");
+	if (access_mode)
+		memcg_enter();
 	create_vm();
 	bmap = bitmap_zalloc(region_pages);
 	TEST_ASSERT(bmap, "bitmap_zalloc");
@@ -363,10 +633,10 @@ int main(int argc, char *argv[])
 	 */
 	strict = backing == VM_MEM_SRC_ANONYMOUS && (!overlap || nr_vcpus == 1);
 
-	printf("KVMRS-BENCH config vcpus=%d bytes=%lu pages=%lu iterations=%d overlap=%d backing=%s manual_protect=%d tdp_mmu=%c tdp_fast_pf=%s\n",
+	printf("KVMRS-BENCH config vcpus=%d bytes=%lu pages=%lu iterations=%d overlap=%d backing=%s manual_protect=%d tracking=%s tdp_mmu=%c tdp_fast_pf=%s\n",
 	       nr_vcpus, (unsigned long)vcpu_bytes, (unsigned long)region_pages, iterations,
 	       overlap, vm_mem_backing_src_alias(backing)->name, manual_protect,
-	       tdp ? 'Y' : 'N', mode);
+	       access_mode ? "access" : "dirty", tdp ? 'Y' : 'N', mode);
 	fflush(stdout);
 
 	TEST_ASSERT(!sem_init(&done, 0, 0), "sem_init");
@@ -377,116 +647,18 @@ int main(int argc, char *argv[])
 			    "pthread_create");
 	}
 
-	for (it = 1; it <= iterations; it++) {
-		struct pf_stats p0, p1;
-		struct rs_stats r0, r1;
-		u64 dirty = 0, sum = 0, max = 0, bad = 0, first_bad = 0, want_fast;
-		char rsbuf[512] = "";
-		int len = 0;
-
-		if (it == 2) {
-			vm_mem_region_set_flags(vm, BENCH_SLOT, KVM_MEM_LOG_DIRTY_PAGES);
-			/* nothing written since: the log must be empty */
-			bitmap_zero(bmap, region_pages);
-			kvm_vm_get_dirty_log(vm, BENCH_SLOT, bmap);
-			dirty = popcount_bitmap(bmap, region_pages);
-			TEST_ASSERT(dirty == 0, "%lu pages dirty right after enabling dirty logging",
-				    (unsigned long)dirty);
-		}
-		if (it >= 2) {
-			/* the guest must rewrite every page: clear the markers */
-			for (u64 p = 0; p < region_pages; p++)
-				*page_hva0(p) = 0;
-		}
-		guest_iteration = it;
-		sync_global_to_guest(vm, guest_iteration);
-
-		read_pf_stats(&p0);
-		read_rs_stats(&r0);
-		for (i = 0; i < nr_vcpus; i++)
-			sem_post(&go[i]);
-		for (i = 0; i < nr_vcpus; i++)
-			while (sem_wait(&done) && errno == EINTR)
-				;
-		read_rs_stats(&r1);
-		read_pf_stats(&p1);
-
-		for (i = 0; i < nr_vcpus; i++) {
-			sum += cpu_ns[it][i];
-			if (cpu_ns[it][i] > max)
-				max = cpu_ns[it][i];
-			if (!quiet)
-				printf("KVMRS-BENCH iter=%d vcpu=%d cpu_ns=%lu wall_ns=%lu\n", it, i,
-				       (unsigned long)cpu_ns[it][i], (unsigned long)wall_ns[it][i]);
-		}
-
-		for (u64 p = 0; p < region_pages; p++) {
-			if (*page_hva0(p) != marker(it)) {
-				if (!bad)
-					first_bad = p;
-				bad++;
-			}
-		}
-		TEST_ASSERT(!bad, "iteration %d: %lu pages lack the guest's marker (first: page %lu, %#lx)",
-			    it, (unsigned long)bad, (unsigned long)first_bad,
-			    (unsigned long)*page_hva0(first_bad));
-
-		if (it >= 2) {
-			bitmap_zero(bmap, region_pages);
-			kvm_vm_get_dirty_log(vm, BENCH_SLOT, bmap);
-			dirty = popcount_bitmap(bmap, region_pages);
-			if (manual_protect)
-				kvm_vm_clear_dirty_log(vm, BENCH_SLOT, bmap, 0, region_pages);
-		}
-
-		for (i = 0; i < r1.n; i++) {
-			long long d = rs_delta(&r0, &r1, r1.key[i]);
-
-			if (d > 0 && len < (int)sizeof(rsbuf) - 64)
-				len += snprintf(rsbuf + len, sizeof(rsbuf) - len, " %s=%lld",
-						r1.key[i], d);
-		}
-		printf("KVMRS-BENCH iter=%d phase=%s cpu_ns=%lu max_cpu_ns=%lu dirty=%lu pf_fast=%lu pf_taken=%lu pf_fixed=%lu pf_spurious=%lu pages_2m=%lu%s\n",
-		       it, it == 1 ? "populate" : "dirty", (unsigned long)sum, (unsigned long)max,
-		       (unsigned long)dirty, (unsigned long)(p1.fast - p0.fast),
-		       (unsigned long)(p1.taken - p0.taken), (unsigned long)(p1.fixed - p0.fixed),
-		       (unsigned long)(p1.spurious - p0.spurious),
-		       (unsigned long)vm_get_stat(vm, pages_2m), rsbuf);
-		fflush(stdout);
-
-		if (it == 1)
-			continue;
-		TEST_ASSERT(dirty == region_pages,
-			    "iteration %d: %lu pages in the dirty log, %lu written",
-			    it, (unsigned long)dirty, (unsigned long)region_pages);
-		want_fast = (tdp && !strcmp(mode, "off")) ? 0 : region_pages;
-		if (strict) {
-			TEST_ASSERT(p1.fast - p0.fast == want_fast,
-				    "iteration %d: pf_fast +%lu, expected %lu (tdp_mmu=%c tdp_fast_pf=%s)",
-				    it, (unsigned long)(p1.fast - p0.fast), (unsigned long)want_fast,
-				    tdp ? 'Y' : 'N', mode);
-			if (tdp && r0.n && r1.n) {
-				const char *key = !strcmp(mode, "off") ? "off_invalid" :
-						  !strcmp(mode, "c") ? "c_fixed" : "rust_fixed";
-				long long d = rs_delta(&r0, &r1, key);
-
-				TEST_ASSERT(d < 0 || (u64)d == region_pages,
-					    "iteration %d: kvm_rs %s +%lld, expected %lu",
-					    it, key, d, (unsigned long)region_pages);
-			}
-		} else {
-			/* a write fault per page at most per writing vCPU (+ retries) */
-			TEST_ASSERT(p1.fast - p0.fast <= 2 * region_pages * (overlap ? nr_vcpus : 1),
-				    "iteration %d: pf_fast +%lu for %lu pages",
-				    it, (unsigned long)(p1.fast - p0.fast), (unsigned long)region_pages);
-		}
-	}
+	if (access_mode)
+		run_access_tracking(tdp, mode);
+	else
+		run_dirty_log(tdp, mode, strict, bmap);
 
 	for (i = 0; i < nr_vcpus; i++)
 		pthread_join(threads[i], NULL);
-	vm_mem_region_set_flags(vm, BENCH_SLOT, 0);
+	if (!access_mode)
+		vm_mem_region_set_flags(vm, BENCH_SLOT, 0);
 	kvm_vm_free(vm);
 	free(bmap);
+	memcg_leave();
 	printf("KVMRS-BENCH result=pass\n");
 	return 0;
 }
