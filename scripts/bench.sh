@@ -1,76 +1,134 @@
 #!/usr/bin/env bash
-# kvm-rs benchmark (`make bench`): the fast page fault path, every arm, in one
-# deterministic QEMU boot (scripts/vm.sh --icount; BENCHMARKS.md protocol).
+# kvm-rs benchmark (`make bench`): the fast page fault path, every arm, on
+# both emulated machines, one boot each, in emulated time:
+#
+#   amd    QEMU TCG, SVM + NPT, -icount shift=0 (scripts/vm.sh --icount;
+#          BENCHMARKS.md protocol): 1 ns of guest time = 1 instruction
+#   intel  Bochs, VMX + EPT with kvm_intel ept=1 eptad=0 pml=0, the seed's
+#          own configuration (scripts/vm.sh --machine intel): guest time =
+#          instructions / ips (1 ms = 200,000 instructions)
 #
 #   scripts/bench.sh [options]
 #
-# In one boot of the reference kernel with our modules:
+# In each boot, with our modules:
 #   1. tdp_mmu=Y, alternating kvm.tdp_fast_pf=rust,c,off (runtime switch via
 #      /sys/module/kvm/parameters/tdp_fast_pf before every run), REPS
 #      repetitions of every workload row;
-#   2. one traced run per arm and row under kvmrs-perf-count (perf record
-#      -e kvmmmu:fast_page_fault; counted, never timed);
+#   2. (amd) one traced run per arm and row under kvmrs-perf-count (perf
+#      record -e kvmmmu:fast_page_fault; counted, never timed);
 #   3. the modules reloaded in the guest with tdp_mmu=N (kvmrs-load), the
-#      shadow MMU's C fast path: REPS timed runs per row + one traced run.
+#      shadow MMU's C fast path: REPS timed runs per row (+ traced, amd).
 # Every arm and the reload start with an untimed warm-up run.
 #
-# Benchmark: tools/selftests/fast_pf_bench.c (vCPU thread CPU time per dirty
-# pass = emulated instructions under -icount shift=0).  Rows:
-#   v1-64M       -v 1 -b 64M -i 3                    (primary)
-#   v1-64M-thp   -v 1 -b 64M -i 3 -s anonymous_thp
-#   v2-32M-o     -v 2 -b 32M -i 3 -o                 (2 vCPUs over one region)
+# Benchmark: tools/selftests/fast_pf_bench.c (vCPU thread CPU time per pass
+# over the memory).  Rows:
+#   amd    v1-64M       -v 1 -b 64M -i 3                    (primary)
+#          v1-64M-thp   -v 1 -b 64M -i 3 -s anonymous_thp
+#          v2-32M-o     -v 2 -b 32M -i 3 -o                 (2 vCPUs, one region)
+#   intel  ept-dirty    -v 1 -b 64M -i 3      write-protection faults after
+#                       the dirty log was cleared ("Iteration 2 dirty memory
+#                       time")
+#          ept-idle     -v 1 -b 64M -i 3 -a   access-tracking faults after
+#                       MGLRU aged the memory ("Writing to idle memory")
+#   intel, only when asked for (--rows or --stock-timers): the seed's tests
+#          with their own timers, which one guest CPU makes coarse
+#          stock-dirty  dirty_log_perf_test -v 1 -b 64M -i 3
+#          stock-idle   access_tracking_perf_test -v 1 -b 64M
 #
 # Options:
-#   --reps N         timed repetitions per arm and row (default 5)
-#   --rows LIST      comma separated row names (default: all three)
+#   --machine M      amd, intel or both (default both: amd first)
+#   --reps N         timed repetitions per arm and row (default 5 amd, 3 intel)
+#   --intel-reps N   the same for intel only
+#   --rows LIST      comma separated row names (default: amd's three, intel's
+#                    ept-dirty and ept-idle); a machine without a row listed
+#                    is skipped
+#   --stock-timers   add stock-dirty and stock-idle to the intel rows
 #   --arms LIST      tdp_mmu=Y arms (default rust,c,off; "stock" = leave the
 #                    parameter alone, for --modules stock)
 #   --no-shadow      skip the tdp_mmu=N reload and its runs
-#   --no-trace       skip the traced runs
+#   --no-trace       skip the traced runs (amd)
+#   --intel-params P kvm_intel parameters (default "ept=1 eptad=0 pml=0")
 #   --modules DIR    passed to scripts/vm.sh (default: build/current/...)
 #   --kdir DIR       kernel tree to boot, passed to scripts/vm.sh (default:
 #                    the reference tree); e.g. the gcc-built flavor with the
 #                    modules built against it
 #   --out DIR        output directory (default build/bench/<timestamp>)
-#   --quick          --reps 1 --rows v1-64M (a smoke run, about 1 minute)
+#   --quick          --reps 1 --rows v1-64M,ept-dirty (a smoke run, about
+#                    4 minutes)
 #
-# Output: progress per run, then the table (medians [min-max], ratios), and
-# the paths of results.csv, summary.csv, table.txt, chart.png and the guest
-# log in the output directory.  Exit status non-zero if any run failed, a
-# run ran the wrong arm, or the VM failed.
+# Output: one progress line per finished run (from the guest's serial log),
+# then the tables (medians [min-max], ratios, spreads), and the paths of
+# results.csv, summary.csv, table.txt, chart.png.  Per machine, DIR/<machine>/
+# holds the guest log, scripts/vm.sh's JSON result (guest.json: verdicts
+# come from there), its console output (vm.txt), tests.list and plan.tsv.
+# Exit status non-zero if a VM failed, any run failed, or a run ran the
+# wrong arm.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 orig_args="$*"
-reps=5 rows_arg="v1-64M,v1-64M-thp,v2-32M-o" arms_arg="rust,c,off" shadow=1 trace=1
-moddir="" out="" kdir=""
+machine_arg=both reps="" intel_reps="" rows_arg="" arms_arg="rust,c,off" shadow=1 trace=1
+stock_timers=0 moddir="" out="" kdir="" intel_params="ept=1 eptad=0 pml=0"
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
+	--machine) machine_arg=$2; shift 2 ;;
 	--reps) reps=$2; shift 2 ;;
+	--intel-reps) intel_reps=$2; shift 2 ;;
 	--rows) rows_arg=$2; shift 2 ;;
+	--stock-timers) stock_timers=1; shift ;;
 	--arms) arms_arg=$2; shift 2 ;;
 	--no-shadow) shadow=0; shift ;;
 	--no-trace) trace=0; shift ;;
+	--intel-params) intel_params=$2; shift 2 ;;
 	--modules) moddir=$2; shift 2 ;;
 	--kdir) kdir=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
-	--quick) reps=1; rows_arg=v1-64M; shift ;;
+	--quick) reps=1; rows_arg=v1-64M,ept-dirty; shift ;;
 	-h|--help) usage 0 ;;
 	*) echo "bench: unknown argument '$1'" >&2; usage 1 ;;
 	esac
 done
-[[ "$reps" =~ ^[1-9][0-9]*$ ]] || die "bench: --reps wants a positive number"
+for r in "$reps" "$intel_reps"; do
+	[ -z "$r" ] || [[ "$r" =~ ^[1-9][0-9]*$ ]] || die "bench: --reps wants a positive number"
+done
+case "$machine_arg" in
+amd|intel) machines=("$machine_arg") ;;
+both) machines=(amd intel) ;;
+*) die "bench: --machine wants amd, intel or both, not '$machine_arg'" ;;
+esac
+declare -A REPS=([amd]=${reps:-5} [intel]=${intel_reps:-${reps:-3}})
 
 declare -A ROW_ARGS=(
 	[v1-64M]="-v 1 -b 64M -i 3"
 	[v1-64M-thp]="-v 1 -b 64M -i 3 -s anonymous_thp"
 	[v2-32M-o]="-v 2 -b 32M -i 3 -o"
+	[ept-dirty]="-v 1 -b 64M -i 3"
+	[ept-idle]="-v 1 -b 64M -i 3 -a"
+	[stock-dirty]="-v 1 -b 64M -i 3"
+	[stock-idle]="-v 1 -b 64M"
 )
-IFS=, read -r -a rows <<< "$rows_arg"
+declare -A ROW_MACHINE=([v1-64M]=amd [v1-64M-thp]=amd [v2-32M-o]=amd [ept-dirty]=intel
+	[ept-idle]=intel [stock-dirty]=intel [stock-idle]=intel)
+declare -A ROW_PROG=([stock-dirty]=dirty_log_perf_test [stock-idle]=access_tracking_perf_test)
+[ -n "$rows_arg" ] || rows_arg="v1-64M,v1-64M-thp,v2-32M-o,ept-dirty,ept-idle"
+[ "$stock_timers" = 1 ] && rows_arg="$rows_arg,stock-dirty,stock-idle"
+IFS=, read -r -a all_rows <<< "$rows_arg"
 IFS=, read -r -a arms <<< "$arms_arg"
-for r in "${rows[@]}"; do [ -n "${ROW_ARGS[$r]:-}" ] || die "bench: unknown row '$r' (rows: ${!ROW_ARGS[*]})"; done
+for r in "${all_rows[@]}"; do [ -n "${ROW_ARGS[$r]:-}" ] || die "bench: unknown row '$r' (rows: ${!ROW_ARGS[*]})"; done
 for a in "${arms[@]}"; do case "$a" in rust|c|off|stock) ;; *) die "bench: unknown arm '$a' (rust, c, off, stock)" ;; esac; done
+rows_of() {	# <machine>: its rows, in the order given, once each
+	local r seen=" "
+	for r in "${all_rows[@]}"; do
+		[ "${ROW_MACHINE[$r]}" = "$1" ] || continue
+		case "$seen" in *" $r "*) continue ;; esac
+		seen="$seen$r "
+		echo "$r"
+	done
+}
+run_machines=()
+for m in "${machines[@]}"; do [ -n "$(rows_of "$m")" ] && run_machines+=("$m"); done
+[ ${#run_machines[@]} -gt 0 ] || die "bench: none of the rows '$rows_arg' runs on --machine $machine_arg"
 
 if [ -z "$moddir" ] && [ ! -f "$KVMRS_ROOT/build/current/arch/x86/kvm/kvm.ko" ]; then
 	die "bench: $KVMRS_ROOT/build/current/arch/x86/kvm/kvm.ko not built (run 'make'), or pass --modules"
@@ -81,109 +139,171 @@ stamp=$(date +%Y%m%d-%H%M%S)
 [ -n "$out" ] || out=$KVMRS_ROOT/build/bench/$stamp
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-list=$out/tests.list plan=$out/plan.tsv log=$out/guest.log
-: > "$list"
-printf '# name\tkind\trow\tarm\trep\targs\n' > "$plan"
 
 BENCH=fast_pf_bench
 PARAM=/sys/module/kvm/parameters/tdp_fast_pf
-add() {	# <name> <kind> <row> <arm> <rep> <command>
-	local name=$1 kind=$2 row=$3 arm=$4 rep=$5 cmd=$6
-	echo "$name $cmd" >> "$list"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$kind" "$row" "$arm" "$rep" "${ROW_ARGS[$row]:-}" >> "$plan"
-}
 set_arm() {	# the guest command prefix selecting an arm
 	case "$1" in
 	stock|shadow) echo "" ;;
 	*) echo "echo $1 > $PARAM && " ;;
 	esac
 }
+row_cmd() {	# <row> [-q]: the guest command of one run of a row
+	local prog=${ROW_PROG[$1]:-}
+	if [ -n "$prog" ]; then
+		# the stock tests do not say which arm ran: kvmrs-params does
+		echo "kvmrs-params && $prog ${ROW_ARGS[$1]}"
+	else
+		echo "$BENCH ${ROW_ARGS[$1]}${2:+ $2}"
+	fi
+}
 
-# --- the plan: warm-up, alternating timed runs, traced runs, reload, shadow ---
-add warmup setup "${rows[0]}" "${arms[0]}" 0 "$(set_arm "${arms[0]}")$BENCH ${ROW_ARGS[${rows[0]}]} -q"
-for rep in $(seq 1 "$reps"); do
-	for row in "${rows[@]}"; do
-		for arm in "${arms[@]}"; do
-			add "${row}_${arm}_r$rep" timed "$row" "$arm" "$rep" "$(set_arm "$arm")$BENCH ${ROW_ARGS[$row]}"
-		done
-	done
-done
-if [ "$trace" = 1 ]; then
-	for row in "${rows[@]}"; do
-		for arm in "${arms[@]}"; do
-			add "${row}_${arm}_perf" traced "$row" "$arm" perf \
-				"$(set_arm "$arm")kvmrs-perf-count $BENCH ${ROW_ARGS[$row]} -q"
-		done
-	done
-fi
-if [ "$shadow" = 1 ]; then
-	add reload_tdp_mmu_N setup - shadow 0 'kvmrs-load "tdp_mmu=N"'
-	add warmup_shadow setup "${rows[0]}" shadow 0 "$BENCH ${ROW_ARGS[${rows[0]}]} -q"
-	for rep in $(seq 1 "$reps"); do
+# --- the plan of one machine: warm-up, alternating timed runs, traced runs,
+# reload, shadow ---
+plan_machine() {	# <machine> <dir>
+	local m=$1 d=$2 row arm rep kind reload_params="" list=$2/tests.list plan=$2/plan.tsv
+	local -a rows
+	mapfile -t rows < <(rows_of "$m")
+	: > "$list"
+	printf '# name\tkind\trow\tarm\trep\targs\n' > "$plan"
+	add() {	# <name> <kind> <row> <arm> <rep> <command>
+		echo "$1 $6" >> "$list"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${ROW_ARGS[$3]:-}" >> "$plan"
+	}
+	kind_of() { if [ -n "${ROW_PROG[$1]:-}" ]; then echo stock; else echo timed; fi; }
+	local do_trace=$trace
+	[ "$m" = intel ] && do_trace=0	# the per-pass counters say what the trace would
+	add warmup setup "${rows[0]}" "${arms[0]}" 0 "$(set_arm "${arms[0]}")$(row_cmd "${rows[0]}" -q)"
+	for rep in $(seq 1 "${REPS[$m]}"); do
 		for row in "${rows[@]}"; do
-			add "${row}_shadow_r$rep" timed "$row" shadow "$rep" "$BENCH ${ROW_ARGS[$row]}"
+			kind=$(kind_of "$row")
+			for arm in "${arms[@]}"; do
+				add "${row}_${arm}_r$rep" "$kind" "$row" "$arm" "$rep" "$(set_arm "$arm")$(row_cmd "$row")"
+			done
 		done
 	done
-	if [ "$trace" = 1 ]; then
+	if [ "$do_trace" = 1 ]; then
 		for row in "${rows[@]}"; do
-			add "${row}_shadow_perf" traced "$row" shadow perf "kvmrs-perf-count $BENCH ${ROW_ARGS[$row]} -q"
+			[ "$(kind_of "$row")" = timed ] || continue
+			for arm in "${arms[@]}"; do
+				add "${row}_${arm}_perf" traced "$row" "$arm" perf \
+					"$(set_arm "$arm")kvmrs-perf-count $(row_cmd "$row" -q)"
+			done
 		done
 	fi
-fi
-ntests=$(wc -l < "$list")
-# about 4 s of wall time per run (5 s traced) plus boot; generous limit
-vm_timeout=$(( 120 + ntests * 20 ))
+	if [ "$shadow" = 1 ]; then
+		[ "$m" = intel ] && reload_params=" \"$intel_params\""
+		add reload_tdp_mmu_N setup - shadow 0 "kvmrs-load \"tdp_mmu=N\"$reload_params"
+		add warmup_shadow setup "${rows[0]}" shadow 0 "$(row_cmd "${rows[0]}" -q)"
+		for rep in $(seq 1 "${REPS[$m]}"); do
+			for row in "${rows[@]}"; do
+				add "${row}_shadow_r$rep" "$(kind_of "$row")" "$row" shadow "$rep" "$(row_cmd "$row")"
+			done
+		done
+		if [ "$do_trace" = 1 ]; then
+			for row in "${rows[@]}"; do
+				[ "$(kind_of "$row")" = timed ] || continue
+				add "${row}_shadow_perf" traced "$row" shadow perf "kvmrs-perf-count $(row_cmd "$row" -q)"
+			done
+		fi
+	fi
+}
 
-step "bench: $ntests runs (${#rows[@]} rows x arms ${arms[*]}$([ "$shadow" = 1 ] && echo " + tdp_mmu=N") x $reps reps$([ "$trace" = 1 ] && echo " + traced")), one --icount boot, output $out"
-
-# --- run: vm.sh's progress lines -> one line per finished run, with its figure ---
-t0=$(date +%s)
-vm_args=(--icount --quiet --tests "$list" --log "$log" --timeout "$vm_timeout")
-[ -n "$moddir" ] && vm_args+=(--modules "$moddir")
-[ -n "$kdir" ] && vm_args+=(--kdir "$kdir")
-done_n=0
-figure() {	# iteration-2 line of one test from the live log
-	awk -v b="KVMRS-TEST-BEGIN $1 " -v e="KVMRS-TEST-END $1 " '
+figure() {	# <log> <test>: the first measured pass of one test, from the guest log
+	awk -v b="KVMRS-TEST-BEGIN $2 " -v e="KVMRS-TEST-END $2 " '
 		{ sub(/\r$/, "") }
 		index($0, b) { on = 1; next }
 		index($0, e) { on = 0 }
-		on && /KVMRS-BENCH iter=2 phase=dirty/ { for (i = 1; i <= NF; i++) if ($i ~ /^(cpu_ns|pf_fast)=/) printf "%s ", $i }
+		on && /KVMRS-BENCH iter=2 phase=(dirty|idle)/ { for (i = 1; i <= NF; i++) if ($i ~ /^(phase|cpu_ns|pf_fast)=/) printf "%s ", $i }
+		on && /Iteration 2 dirty memory time|Writing to idle memory/ { sub(/^[ \t]+/, ""); gsub(/ +/, " "); printf "%s ", $0 }
 		on && /KVMRS-PERF/ { sub(/.*KVMRS-PERF /, ""); printf "%s ", $0 }
-		on && /KVMRS-BENCH config/ { for (i = 1; i <= NF; i++) if ($i ~ /^tdp_(mmu|fast_pf)=/) printf "%s ", $i }' "$log" 2>/dev/null
+		on && /KVMRS-BENCH config|KVMRS-PARAMS/ { for (i = 1; i <= NF; i++) if ($i ~ /^tdp_(mmu|fast_pf)=/) printf "%s ", $i }' "$1" 2>/dev/null
 }
-set +e
-"$KVMRS_ROOT/scripts/vm.sh" "${vm_args[@]}" 2>&1 | tee "$out/vm.txt" | while IFS= read -r line; do
-	case "$line" in
-	*"] end "*)
-		set -- ${line#*] end }
-		done_n=$((done_n + 1))
-		printf '[%4ds] %3d/%d %-24s %s %s\n' $(( $(date +%s) - t0 )) "$done_n" "$ntests" "$1" "$2" "$(figure "$1")" ;;
-	*"] booted:"*|*"] guest done"*|*PARAMS*|*FAILED*|*"vm: "*|*"==> "*|*ERROR*) echo "$line" ;;
-	esac
+
+# --- run one machine: scripts/vm.sh in the background, progress from the
+# guest's serial log (its KVMRS-TEST-END markers), the verdict from
+# scripts/vm.sh's JSON result afterwards ---
+vpid=""
+trap '[ -n "$vpid" ] && kill -TERM "$vpid" 2>/dev/null; exit 130' INT TERM
+declare -A WALL VMRC
+run_machine() {	# <machine> <dir>
+	local m=$1 d=$2 ntests vm_timeout t0 n=0 line name rc
+	ntests=$(wc -l < "$d/tests.list")
+	if [ "$m" = amd ]; then
+		# about 4 s of wall time per run (5 s traced) plus boot; generous
+		vm_timeout=$(( 120 + ntests * 20 ))
+	else
+		# about 10 s per run on a busy 2-core host, 45-70 s to boot
+		vm_timeout=$(( 300 + ntests * 60 ))
+	fi
+	local -a vm_args=(--machine "$m" --quiet --tests "$d/tests.list" --log "$d/guest.log"
+		--json "$d/guest.json" --timeout "$vm_timeout")
+	if [ "$m" = amd ]; then vm_args+=(--icount); else vm_args+=(--intel-params "$intel_params"); fi
+	[ -n "$moddir" ] && vm_args+=(--modules "$moddir")
+	[ -n "$kdir" ] && vm_args+=(--kdir "$kdir")
+	step "bench: $m: $ntests runs (rows $(rows_of "$m" | tr '\n' ' ')x arms ${arms[*]}$([ "$shadow" = 1 ] && echo " + tdp_mmu=N") x ${REPS[$m]} reps), one boot, $d"
+	rm -f "$d/guest.log" "$d/guest.json"
+	t0=$(date +%s)
+	"$KVMRS_ROOT/scripts/vm.sh" "${vm_args[@]}" > "$d/vm.txt" 2>&1 &
+	vpid=$!
+	while IFS= read -r line; do
+		line=${line//$'\r'/}
+		case "$line" in
+		*KVMRS-BOOTED*) printf '[%4ds] %s booted\n' $(( $(date +%s) - t0 )) "$m" ;;
+		*KVMRS-LOAD-FAILED*) printf '[%4ds] %s: module load FAILED\n' $(( $(date +%s) - t0 )) "$m" ;;
+		*KVMRS-TEST-END*)
+			set -- ${line#*KVMRS-TEST-END }
+			name=$1 rc=$2
+			n=$((n + 1))
+			printf '[%4ds] %-5s %3d/%d %-24s %s %s\n' $(( $(date +%s) - t0 )) "$m" "$n" "$ntests" \
+				"$name" "$rc" "$(figure "$d/guest.log" "$name")" ;;
+		esac
+	done < <(tail -n +1 -F --pid="$vpid" "$d/guest.log" 2>/dev/null)
+	set +e
+	wait "$vpid"
+	VMRC[$m]=$?
+	set -e
+	vpid=""
+	WALL[$m]=$(( $(date +%s) - t0 ))
+	if [ "${VMRC[$m]}" != 0 ]; then
+		echo "bench: $m: scripts/vm.sh failed (rc=${VMRC[$m]}); the end of its output ($d/vm.txt):" >&2
+		tail -15 "$d/vm.txt" | sed 's/^/  /' >&2
+	fi
+}
+
+t_all=$(date +%s)
+report_args=()
+for m in "${run_machines[@]}"; do
+	mkdir -p "$out/$m"
+	plan_machine "$m" "$out/$m"
+	run_machine "$m" "$out/$m"
+	report_args+=(--run "$m=$out/$m")
 done
-vm_rc=${PIPESTATUS[0]}
-set -e
-wall=$(( $(date +%s) - t0 ))
+wall=$(( $(date +%s) - t_all ))
 echo
-[ "$vm_rc" = 0 ] || echo "bench: scripts/vm.sh failed (rc=$vm_rc); its table: $out/vm.txt" >&2
 
 # --- report ---------------------------------------------------------------------
 set +e
-/usr/bin/python3 "$KVMRS_ROOT/tools/bench/report.py" --log "$log" --plan "$plan" --out "$out"
+/usr/bin/python3 "$KVMRS_ROOT/tools/bench/report.py" "${report_args[@]}" --out "$out"
 rep_rc=$?
 set -e
+jq_field() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j.get(sys.argv[2]))' "$1" "$2" 2>/dev/null || echo n/a; }
 {
 	echo "command: scripts/bench.sh $orig_args"
-	echo "wall: ${wall}s, runs: $ntests, vm.sh rc=$vm_rc, report rc=$rep_rc"
-	echo "kernel: $(grep -m1 -a -o 'KVMRS-BOOTED.*' "$log" | tr -d '\r')"
-	echo "modules: $(grep -m1 -o 'modules [^,]*' "$out/vm.txt" || true)"
+	echo "wall: ${wall}s$(for m in "${run_machines[@]}"; do printf ', %s %ss (%s runs, vm.sh rc=%s)' "$m" "${WALL[$m]}" "$(wc -l < "$out/$m/tests.list")" "${VMRC[$m]}"; done), report rc=$rep_rc"
 	echo "git: $(git -C "$KVMRS_ROOT" describe --always --dirty 2>/dev/null || echo n/a)"
-	grep -a -o 'KVMRS-PARAMS.*' "$log" | tr -d '\r'
+	for m in "${run_machines[@]}"; do
+		j=$out/$m/guest.json
+		echo "$m: verdict $(jq_field "$j" verdict), kernel $(jq_field "$j" kernel), modules $(jq_field "$j" modules), vendor params '$(jq_field "$j" "${m}_params")'"
+		grep -a -o 'KVMRS-PARAMS.*' "$out/$m/guest.log" | tr -d '\r' | sed "s/^/$m: /"
+	done
 } > "$out/run.txt"
-echo "guest log: $log"
-echo "bench: wall time ${wall}s for $ntests runs"
-if [ "$vm_rc" != 0 ] || [ "$rep_rc" != 0 ]; then
-	echo "bench: FAILED (see above; vm.sh table in $out/vm.txt)" >&2
+echo "bench: wall time ${wall}s$(for m in "${run_machines[@]}"; do printf ', %s %ss' "$m" "${WALL[$m]}"; done)"
+failed=0
+[ "$rep_rc" = 0 ] || failed=1
+for m in "${run_machines[@]}"; do [ "${VMRC[$m]}" = 0 ] || failed=1; done
+if [ "$failed" = 1 ]; then
+	echo "bench: FAILED (see above; per machine: $out/<machine>/vm.txt and guest.json)" >&2
 	exit 1
 fi
 ok "bench: done, $out"
