@@ -69,12 +69,12 @@ Intel rows: Bochs with clock sync=none: guest time = Bochs ticks / ips (200,000,
 guest's TSC runs at 200 MHz), one tick per emulated instruction, so 1 ms = 200,000
 instructions. Same vCPU-thread CPU time per pass, in the seed's own configuration (EPT,
 eptad=0 pml=0, 1 vCPU): "dirty" = a pass after the dirty log was cleared (write-protection
-faults: the seed's "Iteration 2 dirty memory time"), "idle" = a pass after MGLRU aged the
-memory (access-tracking faults: the seed's "Writing to idle memory"). The benchmark's main
-thread sleeps while the vCPU runs, so the vCPU thread has the one guest CPU to itself; its
-CPU time is what the L2 guest, the EPT violation exits and KVM's fault handling (and the
-250 Hz timer tick) took, not the aging or dirty-log work of the main thread. Same limits as
-above: path length only, one CPU, no contention."""
+faults: the pass the seed's "Iteration 2 dirty memory time" times), "idle" = a pass after
+MGLRU aged the memory (access-tracking faults: the pass of "Writing to idle memory").
+The benchmark's main thread sleeps while the vCPU runs, so the vCPU thread has the one
+guest CPU to itself; its CPU time is what the L2 guest, the EPT violation exits and KVM's
+fault handling (and the 250 Hz timer tick) took, not the aging or dirty-log work of the
+main thread. Same limits as above: path length only, one CPU, no contention."""
 NOTE_COMMON = """\
 The seed measured wall time with 64 vCPUs on a Cascade Lake (eptad=0 pml=0), where mmu_lock
 contention dominates; that cannot be reproduced here, only the per-fault path length and the
@@ -409,7 +409,8 @@ def machine_table(m, rows_order, row_args, arms, med, pages_of, stock, counters,
     out.append(f"== {mach}: {MACHINE_LABEL[mach]}")
     if keys:
         unit = "ms = M emulated instructions" if mach == "amd" else \
-            f"ms of emulated time, 1 ms = {ipn * 1e6:,.0f} instructions"
+            f"ms of emulated time, 1 ms = {round(ipn * 1e3) * 1000:,} instructions " \
+            f"(guest TSC {ipn * 1e3:.3f} MHz)"
         out.append(f"vCPU CPU time per pass, {unit} (median [min-max] of {'/'.join(ns)} runs)")
 
         def ratio(row, it, ph, x, y):
@@ -477,13 +478,17 @@ def machine_table(m, rows_order, row_args, arms, med, pages_of, stock, counters,
         out.append("")
     crow = [(row, arm) for row in rows for arm in arms if (mach, row, arm) in counters]
     if crow and mach == "intel":
-        out.append("fast page faults per measured pass (vCPU stats pf_fast / pf_taken and the kvm_rs")
-        out.append("counters of the pass, as most runs had them)")
+        out.append("page faults per measured pass, min-max over the passes (vCPU stats pf_fast and")
+        out.append("pf_taken; kvm_rs: the module's counters of the arm, fixed or sent to the slow path)")
+
+        def rng(v):
+            return f"{min(v)}" if min(v) == max(v) else f"{min(v)}-{max(v)}"
         for row, arm in crow:
             c = counters[(mach, row, arm)]
-            common = statistics.mode(c)
-            out.append(f"  {row:<12} {ARM_LABEL.get(arm, arm):<10} pf_fast {common[0]:>6}  pf_taken {common[1]:>6}"
-                       f"  {common[2]}  ({c.count(common)}/{len(c)} passes)")
+            keys = sorted({k for x in c for k in dict(KV.findall(x[2]))})
+            rs = " ".join(f"{k} {rng([int(dict(KV.findall(x[2])).get(k, 0)) for x in c])}" for k in keys)
+            out.append(f"  {row:<10} {ARM_LABEL.get(arm, arm):<10} pf_fast {rng([x[0] for x in c]):>11}  "
+                       f"pf_taken {rng([x[1] for x in c]):>11}  {rs}")
         out.append("")
     trows = [(row, arm) for row in rows for arm in arms if (mach, row, arm) in traced]
     if trows:
