@@ -567,7 +567,8 @@ def make_png(path, machines, rows_order, row_args, arms_order, med, stock):
                               else "vCPU CPU time (ms, Bochs: 0.2 M instructions)")
             ax.set_title(f"{mach}: {row}\n{row_args[(mach, row)]}", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
-        axes[li][0].legend(fontsize=8, loc="upper left")
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.3)	# room for the legend
+        axes[li][0].legend(fontsize=8, loc="upper left", ncol=2)
     fig.suptitle("kvm-rs fast page fault: per-pass vCPU CPU time, median, whiskers min-max\n"
                  "AMD: QEMU TCG -icount (emulated NPT); Intel: Bochs (emulated EPT, eptad=0 pml=0): "
                  "path length only", fontsize=9)
