@@ -54,7 +54,7 @@
 #                    modules built against it
 #   --out DIR        output directory (default build/bench/<timestamp>)
 #   --quick          --reps 1 --rows v1-64M,ept-dirty (a smoke run, about
-#                    4 minutes)
+#                    2.5 minutes)
 #
 # Output: one progress line per finished run (from the guest's serial log),
 # then the tables (medians [min-max], ratios, spreads), and the paths of
