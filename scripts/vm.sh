@@ -255,9 +255,9 @@ if [ ! -f "$base_cpio" ]; then
 	# other runs (other checkouts) may be using older bases right now:
 	# only those unused for two hours go
 	find "$KVMRS_CACHE/vm" -name 'base-*.cpio' -mmin +120 -delete 2>/dev/null || true
-	( cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 ) > "$base_cpio.tmp" \
+	( cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 ) > "$base_cpio.tmp.$$" \
 		|| die "vm: cpio failed"
-	mv "$base_cpio.tmp" "$base_cpio"
+	mv "$base_cpio.tmp.$$" "$base_cpio"
 	rm -rf "$root"
 	ok "vm: base initramfs $(du -h "$base_cpio" | cut -f1)"
 fi
@@ -423,7 +423,32 @@ if [ "$qrc" = 137 ] || [ "$qrc" = 124 ]; then timed_out=1; fi
 tr -d '\r' < "$log" > "$work/log"
 done_seen=0; grep -q 'KVMRS-DONE' "$work/log" && done_seen=1
 splat_re='WARNING:|BUG:|Oops|general protection|lockdep is turned off|DEBUG_LOCKS_WARN_ON|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|RCU stall|rcu_.*detected stall|detected stalls on CPU|KASAN:|UBSAN:|Call Trace:|[Kk]ernel panic'
-splats=$(grep -nE "$splat_re" "$work/log" | grep -v -E 'KVMRS-|^[0-9]+:\+ ' | head -20 || true)
+# The guest echoes each test's command ("+ <command>", which may itself
+# contain such words) and its markers; kernel console output is not line-
+# synchronized with them and can land inside such a line (Bochs's UART runs
+# at the emulated 115200 baud, so userspace lines are still being sent when
+# the kernel writes).  So a "+ " line is scanned after its longest prefix
+# that matches a command echo, and a marker line after its marker word and
+# test name: a report written into either is still found.
+splats=$(awk -v re="$splat_re" '
+	FNR == NR {	# the test list: "<name> <command>"
+		echo[++n] = "+ " substr($0, length($1) + 1); next
+	}
+	{
+		line = $0; rest = line
+		if (substr(line, 1, 2) == "+ ") {
+			best = 0
+			for (i = 1; i <= n; i++) {
+				k = 0; m = length(echo[i]) < length(line) ? length(echo[i]) : length(line)
+				while (k < m && substr(line, k + 1, 1) == substr(echo[i], k + 1, 1)) k++
+				if (k > best) best = k
+			}
+			rest = substr(line, best + 1)
+		} else if (match(line, /KVMRS-[A-Z-]+( [A-Za-z0-9_.+-]+)?/)) {
+			rest = substr(line, 1, RSTART - 1) substr(line, RSTART + RLENGTH)
+		}
+		if (rest ~ re) print FNR ":" line
+	}' "$list" "$work/log" | head -20 || true)
 
 printf '\n%-26s %-8s %9s %9s  %s\n' TEST RESULT "WALL(s)" "GUEST(s)" NOTE
 failed=0 npass=0 nskip=0 nfail=0 rc=""
