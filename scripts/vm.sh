@@ -24,7 +24,8 @@
 #   --tests ARG         a test list file ("<name> <guest command>" per line),
 #                       or names / shell globs picked from --suite (space or
 #                       comma separated); default: all of --suite
-#   --suite FILE        default list (tools/vm/suite.list)
+#   --suite FILE        default list (tools/vm/suite.list; tools/vm/intel.list
+#                       with --machine intel)
 #   --cmd "COMMAND"     run one ad-hoc guest command as test "cmd" (repeatable,
 #                       "name=COMMAND" names it)
 #   --perf              run every test under kvmrs-perf-count (perf record
@@ -47,6 +48,8 @@
 #   --quiet             do not echo the guest console, progress lines only
 #   --verbose           echo the whole guest console
 #
+# Environment: BOCHS=<binary> (default: bochs on PATH) for --machine intel.
+#
 # Output: progress lines, a PASS/FAIL/SKIP/TIMEOUT table with wall and guest
 # times, the log path.  Exit status 0 only if every test passed or skipped,
 # the guest finished (KVMRS-DONE) and the log has no kernel splat.
@@ -54,7 +57,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 kdir="" moddir="" kvm_params="" amd_params="" intel_params="" tests_arg="" log=""
-suite=$KVMRS_ROOT/tools/vm/suite.list
+suite=""
 timeout="" test_timeout=600 icount=0 smp="" mem="" perf=0 verbose=0 quiet=0
 tcg="" json="" machine=amd
 cmds=()
@@ -86,6 +89,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 case "$machine" in amd|intel) ;; *) die "vm: --machine wants 'amd' or 'intel', not '$machine'" ;; esac
+[ -n "$suite" ] || { [ "$machine" = intel ] && suite=$KVMRS_ROOT/tools/vm/intel.list || suite=$KVMRS_ROOT/tools/vm/suite.list; }
 if [ "$machine" = intel ]; then
 	# Bochs: one CPU, its own clock; the QEMU options would be silently
 	# meaningless, so they are refused.  (Debian's Bochs has SMP, but its
