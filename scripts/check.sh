@@ -190,8 +190,7 @@ INTEL_CONFIGS=(
 )
 stage_intel() {
 	local list=tools/vm/intel.list cfg name kp ip tests=()
-	[ $# -gt 0 ] && tests=(--tests "$*")
-	[ $# -gt 0 ] || tests=(--tests "$list")
+	[ $# = 0 ] || tests=(--tests "$*")	# default: all of $list
 	[[ " ${names[*]} " == *" selftests-build "* ]] || run selftests-build scripts/selftests.sh || return
 	for cfg in "${INTEL_CONFIGS[@]}"; do
 		IFS='|' read -r name kp ip <<< "$cfg"

@@ -291,9 +291,7 @@ fi
 cp "$list" "$run/kvmrs/tests.list"
 {
 	printf 'KVM_PARAMS=%q\n' "$kvm_params"
-	printf 'AMD_PARAMS=%q\n' "$amd_params"
-	printf 'INTEL_PARAMS=%q\n' "$intel_params"
-	printf 'VENDOR=%q\n' "$vendor"
+	printf 'VENDOR_PARAMS=%q\n' "$vendor_params"	# kvm-amd's or kvm-intel's
 	printf 'TEST_TIMEOUT=%q\n' "$test_timeout"
 } > "$run/kvmrs/env"
 ( cd "$run" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 ) > "$work/run.cpio"
@@ -314,6 +312,7 @@ if [ "$machine" = amd ]; then
 		-nographic -no-reboot -nic none
 		-kernel "$bzimage" -initrd "$work/initrd.cpio"
 		-append "console=ttyS0 $cmdline")
+	emu_out=$log	# QEMU's -nographic console is its stdout
 	[ "$icount" = 1 ] && qemu+=(-icount shift=0,sleep=off -seed 1 -rtc base=2026-01-01T00:00:00,clock=vm)
 else
 	# Bochs has no direct kernel boot for a 64-bit bzImage: an isolinux
@@ -372,17 +371,13 @@ else
 	RC
 	printf 'c\nquit\n' > "$work/bochs.cmds"
 	qemu=("$bochs_bin" -q -f "$work/bochsrc" -rc "$work/bochs.cmds")
+	emu_out=${log%.log}.bochs.out	# the serial console goes to $log (com1)
 fi
 
-vp_name=amd; [ "$machine" = intel ] && vp_name=intel
-step "vm: machine $machine, kernel $release, modules $mods_label ($moddir), kvm params '${kvm_params}' $vp_name params '${vendor_params}'"
+step "vm: machine $machine, kernel $release, modules $mods_label ($moddir), kvm params '${kvm_params}' $machine params '${vendor_params}'"
 step "vm: ${#test_names[@]} tests, smp=$smp tcg=$tcg mem=$mem icount=$icount timeout=${timeout}s, log $log"
 t0=$(date +%s.%N)
-if [ "$machine" = amd ]; then
-	timeout --signal=KILL "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1 &
-else
-	timeout --signal=KILL "$timeout" "${qemu[@]}" < /dev/null > "${log%.log}.bochs.out" 2>&1 &
-fi
+timeout --signal=KILL "$timeout" "${qemu[@]}" < /dev/null > "$emu_out" 2>&1 &
 qpid=$!
 
 times=$work/times
@@ -522,7 +517,7 @@ if [ "$timed_out" = 1 ]; then
 elif [ "$done_seen" = 0 ]; then
 	if [ "$machine" = intel ]; then
 		echo "vm: FAILED: the guest stopped without KVMRS-DONE (bochs rc=$qrc; panic? Bochs's log: $bochs_log)" >&2
-		grep -E '^[0-9]+[ep]\[' "${log%.log}.bochs.out" 2>/dev/null | tail -3 | sed 's/^/  /' >&2
+		grep -E '^[0-9]+[ep]\[' "$emu_out" 2>/dev/null | tail -3 | sed 's/^/  /' >&2
 	else
 		echo "vm: FAILED: the guest stopped without KVMRS-DONE (qemu rc=$qrc; panic?)" >&2
 	fi
