@@ -29,11 +29,11 @@ fn rust_side(last: &LastSpte<'_, RcuSection>, decision: &Decision) -> kvm_rs_dif
         Decision::Fix(new_spte) => (RET_PF_FIXED, new_spte),
     };
     kvm_rs_diff_side {
-        sptep: last.sptep.as_ptr(),
-        spte: last.spte,
+        sptep: last.sptep().as_ptr(),
+        spte: last.spte(),
         new_spte,
         // `LastSpte::level` is in 1..=5: the cast does not truncate.
-        level: last.level as c_int,
+        level: last.level() as c_int,
         ret,
     }
 }
@@ -105,7 +105,8 @@ pub(crate) unsafe fn differential_check(
         // The second walk cannot fail where the first succeeded (same root
         // and gfn); if it did, the first pair is compared as it is.
         if let Ok(again) = tdp_mmu::fast_pf_get_last_sptep(section, masks, root, pf.gfn) {
-            let decision = fast_pf::decide(masks, &crate::fault_of(pf), again.spte, again.level);
+            let decision =
+                fast_pf::decide(masks, &crate::fault_of(pf), again.spte(), again.level());
             rust = rust_side(&again, &decision);
             // SAFETY: as above; `again` borrows `section`.
             c = unsafe { c_side(pf) };

@@ -11,6 +11,9 @@
 //!
 //! - The SPTE pointer is valid only inside the read section
 //!   ([`SptePtr`]'s lifetime).
+//! - The new value is built only by the decision, from the walk's own
+//!   snapshot, and is a leaf at the same level and address ([`Fix`]): safe
+//!   code cannot store a value of its choice.
 //! - The new value is derived from one snapshot and stored only if the SPTE
 //!   still holds that snapshot (one full-barrier compare-exchange), so a
 //!   concurrent zap, freeze ([`FROZEN_SPTE`](crate::spte::FROZEN_SPTE)) or
@@ -55,7 +58,8 @@ pub enum Decision {
     GiveUp,
     /// The access is already allowed.
     Spurious,
-    /// Fixable: install this value with a compare-exchange.
+    /// Fixable: this is the value to install. A plain value: only a
+    /// [`Fix`], which [`plan`] builds from a walk, installs it.
     Fix(u64),
 }
 
@@ -88,23 +92,112 @@ pub fn decide(masks: &Masks, fault: &Fault, spte: u64, level: u32) -> Decision {
     Decision::Fix(new_spte)
 }
 
-/// `fast_pf_fix_direct_spte()`: compare-exchange `old` to `new` and call
-/// `mark_dirty` if this exchange made the SPTE writable. Returns whether the
-/// exchange happened.
-#[inline(always)]
-pub fn fix_direct_spte<S: Section>(
-    sptep: &SptePtr<'_, S>,
+/// What the fast path does with the last SPTE of a walk: [`decide`] on the
+/// walk's own snapshot, with the [`Fix`] to apply if it is fixable.
+#[derive(Debug)]
+pub enum Action<'s, S: Section> {
+    /// Give up: not present, not a leaf, not fixable here.
+    GiveUp,
+    /// The access is already allowed.
+    Spurious,
+    /// Fixable: apply this fix.
+    Fix(Fix<'s, S>),
+}
+
+impl<S: Section> Action<'_, S> {
+    /// The decision this action carries out, as [`decide`] states it.
+    #[inline(always)]
+    pub fn decision(&self) -> Decision {
+        match self {
+            Action::GiveUp => Decision::GiveUp,
+            Action::Spurious => Decision::Spurious,
+            Action::Fix(fix) => Decision::Fix(fix.new),
+        }
+    }
+}
+
+/// A fix of one SPTE that only the decision can build: the SPTE a walk
+/// ended at, the snapshot the walk read there, and the value [`decide`]
+/// derived from that snapshot.
+///
+/// This is what makes the compare-exchange safe to offer: safe code cannot
+/// choose the value stored, so it cannot plant a table pointer that a later
+/// walk would follow, nor a leaf that maps other memory.
+///
+/// # Invariants
+///
+/// - `sptep` and `old` are a [`LastSpte`]'s pointer and snapshot (so `old`
+///   is the value read at `sptep` in the table of the walk's level);
+/// - `old` is a shadow-present leaf at that level, and `new` is
+///   `decide()`'s `Decision::Fix` for it: it differs from `old` only in
+///   `PT_WRITABLE_MASK`, the accessed bit and the access-tracking bits,
+///   none of which is `PT_PAGE_SIZE_MASK`, `SPTE_MMU_PRESENT_MASK` or an
+///   address bit (the invariant of [`Masks`]). So `new` is a shadow-present
+///   leaf at the same level that maps the same page.
+#[derive(Debug)]
+pub struct Fix<'s, S: Section> {
+    sptep: SptePtr<'s, S>,
     old: u64,
     new: u64,
-    mark_dirty: impl FnOnce(),
-) -> bool {
-    if sptep.cmpxchg(old, new).is_err() {
-        return false;
+}
+
+impl<'s, S: Section> Fix<'s, S> {
+    /// The SPTE to fix.
+    #[inline(always)]
+    pub fn sptep(&self) -> SptePtr<'s, S> {
+        self.sptep
     }
-    if spte::is_writable(new) && !spte::is_writable(old) {
-        mark_dirty();
+
+    /// The snapshot the fix was decided on: the exchange happens only if
+    /// the SPTE still holds it.
+    #[inline(always)]
+    pub fn old(&self) -> u64 {
+        self.old
     }
-    true
+
+    /// The value to install.
+    #[inline(always)]
+    pub fn new_spte(&self) -> u64 {
+        self.new
+    }
+
+    /// `fast_pf_fix_direct_spte()`: compare-exchange the SPTE from the
+    /// snapshot to the new value, and call `mark_dirty` if this exchange
+    /// made the SPTE writable (W 0 -> 1). Returns whether the exchange
+    /// happened.
+    #[inline(always)]
+    pub fn apply(self, mark_dirty: impl FnOnce()) -> bool {
+        // SAFETY: `SptePtr::cmpxchg()` requires a value that is not
+        // shadow-present or is a leaf at the SPTE's level with the address
+        // bits of a leaf KVM installed there: by the type invariant, `new`
+        // is a shadow-present leaf at the level of `sptep` with the address
+        // bits of `old`, which the walk read there, and the exchange stores
+        // it only if the SPTE still holds `old`.
+        if unsafe { self.sptep.cmpxchg(self.old, self.new) }.is_err() {
+            return false;
+        }
+        if spte::is_writable(self.new) && !spte::is_writable(self.old) {
+            mark_dirty();
+        }
+        true
+    }
+}
+
+/// [`decide`] on the snapshot of the walk result `last`, as an [`Action`].
+#[inline(always)]
+pub fn plan<'s, S: Section>(masks: &Masks, fault: &Fault, last: &LastSpte<'s, S>) -> Action<'s, S> {
+    match decide(masks, fault, last.spte(), last.level()) {
+        Decision::GiveUp => Action::GiveUp,
+        Decision::Spurious => Action::Spurious,
+        // INVARIANT: `sptep` and `old` are `last`'s; `decide()` returns a
+        // fix only for a shadow-present leaf at `last.level()` and changes
+        // only the writable, accessed and access-tracking bits of it.
+        Decision::Fix(new) => Action::Fix(Fix {
+            sptep: last.sptep(),
+            old: last.spte(),
+            new,
+        }),
+    }
 }
 
 /// How many times a lost compare-exchange is retried (the C's `retry_count`
@@ -167,13 +260,13 @@ pub fn fast_page_fault_observed<'s, S: Section>(
                 }
             }
         };
-        let decision = decide(masks, fault, walk.spte, walk.level);
-        observe(&walk, &decision);
-        let result = match decision {
-            Decision::GiveUp => FastPfResult::Invalid,
-            Decision::Spurious => FastPfResult::Spurious,
-            Decision::Fix(new_spte) => {
-                if fix_direct_spte(&walk.sptep, walk.spte, new_spte, &mut mark_dirty) {
+        let action = plan(masks, fault, &walk);
+        observe(&walk, &action.decision());
+        let result = match action {
+            Action::GiveUp => FastPfResult::Invalid,
+            Action::Spurious => FastPfResult::Spurious,
+            Action::Fix(fix) => {
+                if fix.apply(&mut mark_dirty) {
                     FastPfResult::Fixed
                 } else {
                     // `retries <= MAX_RETRIES` here (we return once it

@@ -258,8 +258,8 @@ unsafe fn tdp_fast_page_fault(
                 bindings::kvm_rs_trace_fast_page_fault(
                     pf.vcpu,
                     pf.fault,
-                    last.sptep.as_ptr(),
-                    last.spte,
+                    last.sptep().as_ptr(),
+                    last.spte(),
                     ret,
                 )
             }

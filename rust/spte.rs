@@ -92,7 +92,14 @@ pub struct MaskValues {
 ///
 /// The values are the ones KVM set for the SPTEs being walked (see
 /// [`Masks::new`]): the walk follows an SPTE as a table pointer, and the
-/// fast path makes an SPTE writable, only as KVM's own C would.
+/// fast path makes an SPTE writable, only as KVM's own C would. In
+/// particular, as KVM's values always do:
+///
+/// - `accessed` and `acc_track` share no bit with `PT_PAGE_SIZE_MASK`,
+///   `SPTE_MMU_PRESENT_MASK` or `base_addr`, nor does the saved copy of
+///   the access-tracked bits, so restoring an access-tracked SPTE or
+///   setting its accessed or writable bit keeps a leaf a leaf, at the same
+///   address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Masks {
     nx: u64,
@@ -147,7 +154,10 @@ impl Masks {
     ///   `SPTE_BASE_ADDR_MASK`, so that the address [`Masks::child_pt_pa`]
     ///   takes from a non-leaf SPTE is that of its child table, and
     ///   `mmu_writable` and the access-tracking masks are KVM's, so that the
-    ///   fast path makes writable only what KVM allows to be.
+    ///   fast path makes writable only what KVM allows to be;
+    /// - `accessed` and `acc_track` share no bit with `PT_PAGE_SIZE_MASK`,
+    ///   `SPTE_MMU_PRESENT_MASK` or `base_addr` (true of every value KVM
+    ///   sets).
     ///
     /// [`Root`]: crate::tdp_mmu::Root
     #[inline(always)]

@@ -42,6 +42,13 @@
 //! only in ways the borrow checker accepts: an [`SptePtr`] cannot outlive
 //! the section nor the root it was found from, and cannot be sent to
 //! another thread (the compile-fail cases in `tools/host/compile-fail/`).
+//!
+//! Soundness covers the values stored, not only the addresses: a table
+//! pointer the walk follows must be one KVM wrote. So no safe function
+//! stores a value its caller chose: [`SptePtr`]'s compare-exchange is an
+//! `unsafe fn` private to the crate, and its one caller stores only the
+//! leaf the decision derived from the walk's own snapshot
+//! (`fast_pf::Fix`).
 
 use crate::spte::{self, Masks, PG_LEVEL_4K, PT64_ROOT_MAX_LEVEL};
 use core::marker::PhantomData;
@@ -88,7 +95,11 @@ pub unsafe trait Section {
     ///
     /// # Safety
     ///
-    /// - As for [`Section::load`].
+    /// - As for [`Section::load`];
+    /// - `new` is not shadow-present, or is a leaf at the level of the
+    ///   table holding `sptep` with the address bits of a leaf KVM installed
+    ///   there (see [`SptePtr::cmpxchg`]): `table()`'s guarantee rests on
+    ///   every table pointer a walk reads having been written by KVM.
     unsafe fn cmpxchg(&self, sptep: *mut u64, old: u64, new: u64) -> Result<(), u64>;
 
     /// The address of the page table at physical address `pa` (`__va()`),
@@ -145,9 +156,24 @@ impl<'s, S: Section> SptePtr<'s, S> {
     }
 
     /// Compare-exchange the SPTE from `old` to `new` (full barrier).
+    ///
+    /// Not public, and `unsafe`: a later walk follows a shadow-present
+    /// non-leaf value as a table pointer, so what may be stored is part of
+    /// the walk's soundness, not only where. The crate's one caller is
+    /// [`Fix::apply`](crate::fast_pf::Fix::apply), which stores only what
+    /// the decision built.
+    ///
+    /// # Safety
+    ///
+    /// - `new` is not shadow-present, or it is a leaf at the level of this
+    ///   SPTE ([`spte::is_last`]) with the address bits of a leaf KVM
+    ///   installed here: it maps only memory KVM mapped, and no walk will
+    ///   read it as a table pointer.
     #[inline(always)]
-    pub fn cmpxchg(&self, old: u64, new: u64) -> Result<(), u64> {
-        // SAFETY: by the type invariant, as in `read()`.
+    pub(crate) unsafe fn cmpxchg(&self, old: u64, new: u64) -> Result<(), u64> {
+        // SAFETY: by the type invariant, `ptr` is an SPTE address of a
+        // table that is live for the borrow `'s`, as in `read()`; the value
+        // stored is one the caller guarantees no walk follows (`# Safety`).
         unsafe { self.section.cmpxchg(self.ptr, old, new) }
     }
 
@@ -237,14 +263,41 @@ pub enum WalkError {
 
 /// The result of a fast-pf walk: the last SPTE visited, its level, and the
 /// value read from it.
+///
+/// Built only by the walk: its fields are private, so the level and value
+/// the decision trusts are the ones found at `sptep`, never ones safe code
+/// chose (a level-1 leaf would be a table pointer at level 4).
+///
+/// # Invariants
+///
+/// - `sptep` is the SPTE the walk ended at in the table of level `level`
+///   (1..=5), and `spte` the value the walk read there, once, during the
+///   section `'s`.
 #[derive(Debug)]
 pub struct LastSpte<'s, S: Section> {
+    sptep: SptePtr<'s, S>,
+    spte: u64,
+    level: u32,
+}
+
+impl<'s, S: Section> LastSpte<'s, S> {
     /// Pointer to the last SPTE visited (a leaf, or a non-present entry).
-    pub sptep: SptePtr<'s, S>,
-    /// The value read from it by the walk.
-    pub spte: u64,
+    #[inline(always)]
+    pub fn sptep(&self) -> SptePtr<'s, S> {
+        self.sptep
+    }
+
+    /// The value the walk read from it.
+    #[inline(always)]
+    pub fn spte(&self) -> u64 {
+        self.spte
+    }
+
     /// Its level (`sp->role.level` of the table holding it): 1..=5.
-    pub level: u32,
+    #[inline(always)]
+    pub fn level(&self) -> u32 {
+        self.level
+    }
 }
 
 impl<S: Section> Clone for LastSpte<'_, S> {
@@ -298,6 +351,8 @@ fn walk_to<'s, S: Section>(
         let sptep = SptePtr { ptr, section };
         let spte = sptep.read();
         visit(level, spte);
+        // INVARIANT (each `LastSpte` below): `sptep` is in the table of
+        // level `level`, and `spte` was just read from it.
         if level <= PG_LEVEL_4K {
             return Ok(LastSpte { sptep, spte, level });
         }

@@ -13,5 +13,5 @@ fn last<'t>(tables: &'t Tables) -> LastSpte<'t, HostSection<'t>> {
 
 fn main() {
     let tables = Tables::new(4);
-    let _ = last(&tables).sptep.read();
+    let _ = last(&tables).sptep().read();
 }

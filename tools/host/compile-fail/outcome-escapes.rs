@@ -15,6 +15,6 @@ fn main() {
         outcome = fast_page_fault(&section, &npt_masks(), &root, &Fault::default(), || {});
     } // the read section ends here ...
     if let Ok(last) = outcome.last {
-        let _ = last.sptep.read(); // ... so its SPTE pointer must not be used.
+        let _ = last.sptep().read(); // ... so its SPTE pointer must not be used.
     }
 }

@@ -11,7 +11,7 @@ fn main() {
     let root = tables.root();
     let section = tables.section();
     let last = fast_pf_get_last_sptep(&section, &npt_masks(), &root, 0).unwrap();
-    let sptep = last.sptep;
+    let sptep = last.sptep();
     drop(section); // the read section ends here ...
     let _ = sptep.read(); // ... so the SPTE pointer must not be used.
 }

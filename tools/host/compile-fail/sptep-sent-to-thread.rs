@@ -11,7 +11,7 @@ fn main() {
     let root = tables.root();
     let section = tables.section();
     let last = fast_pf_get_last_sptep(&section, &npt_masks(), &root, 0).unwrap();
-    let sptep = last.sptep;
+    let sptep = last.sptep();
     std::thread::scope(|s| {
         s.spawn(move || sptep.read());
     });

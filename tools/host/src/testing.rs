@@ -63,18 +63,32 @@ pub fn ept_masks(has_ad_bits: bool) -> Masks {
 ///
 /// # Panics
 ///
-/// If `values.base_addr` is not [`BASE_ADDR_MASK`].
+/// If `values.base_addr` is not [`BASE_ADDR_MASK`], or `accessed` or
+/// `acc_track` has a bit of `PT_PAGE_SIZE_MASK`, `SPTE_MMU_PRESENT_MASK`,
+/// the address or the saved access-tracking bits (no KVM value does).
 pub fn host_masks(values: MaskValues) -> Masks {
     assert_eq!(
         values.base_addr, BASE_ADDR_MASK,
         "host tables need BASE_ADDR_MASK"
     );
+    let kept = PT_PAGE_SIZE_MASK
+        | SPTE_MMU_PRESENT_MASK
+        | BASE_ADDR_MASK
+        | (spte::SHADOW_ACC_TRACK_SAVED_BITS_MASK << spte::SHADOW_ACC_TRACK_SAVED_BITS_SHIFT);
+    assert_eq!(
+        (values.accessed | values.acc_track) & kept,
+        0,
+        "accessed/acc_track masks overlap the leaf, present, address or saved bits"
+    );
     // SAFETY: `Masks::new()` requires the masks the walked SPTEs were made
-    // with. Of those, only `base_addr` decides which address a walk
-    // follows, and the SPTEs that point to a table of a `Tables` hold its
-    // address inside `BASE_ADDR_MASK` (asserted). The other masks decide
-    // about leaves, which in host memory map nothing: a wrong one changes a
-    // test's verdict, not which memory is accessed.
+    // with. Of those, `base_addr` decides which address a walk follows, and
+    // the SPTEs that point to a table of a `Tables` hold its address inside
+    // `BASE_ADDR_MASK` (asserted); `accessed` and `acc_track` decide which
+    // bits a fix may change, and share none with the leaf, present and
+    // address bits (asserted), so a fix keeps a leaf a leaf at its address.
+    // The other masks decide about leaves, which in host memory map
+    // nothing: a wrong one changes a test's verdict, not which memory is
+    // accessed.
     unsafe { Masks::new(values) }
 }
 

@@ -92,9 +92,9 @@ fn retries_up_to_max_then_invalid() {
                 assert!(!spte::is_writable(read_host(p as u64)));
                 // The outcome reports the last walk's snapshot.
                 let last = out.last.as_ref().unwrap();
-                assert_eq!(last.sptep.as_ptr(), p);
+                assert_eq!(last.sptep().as_ptr(), p);
                 // Walk k (from 0) saw WP with NOISE flipped k times.
-                assert_eq!(last.spte, WP ^ if MAX_RETRIES % 2 == 1 { NOISE } else { 0 });
+                assert_eq!(last.spte(), WP ^ if MAX_RETRIES % 2 == 1 { NOISE } else { 0 });
             }
         }
     }
@@ -202,7 +202,7 @@ fn concurrent_freeze_is_never_overwritten() {
         assert_eq!(out.retries_exhausted, k >= MAX_RETRIES);
         if k < MAX_RETRIES {
             // Walked once more, saw FROZEN_SPTE, and gave up without writing.
-            assert_eq!(out.last.as_ref().unwrap().spte, FROZEN_SPTE);
+            assert_eq!(out.last.as_ref().unwrap().spte(), FROZEN_SPTE);
             assert_eq!(section.cmpxchgs().len() as u32, k + 1);
         }
     }

@@ -287,7 +287,7 @@ fn fuzz_fast_page_fault() {
                 Err(WalkError::GfnOutOfRange) => {
                     prop_assert!(root.gfn_bits() != 0 && gfn >= root.gfn_bits())
                 }
-                Ok(last) => prop_assert!((1..=root.level()).contains(&last.level)),
+                Ok(last) => prop_assert!((1..=root.level()).contains(&last.level())),
             }
             Ok(())
         },
@@ -333,7 +333,7 @@ fn fuzz_walks() {
         let g = get_walk(&section, &masks, &root, gfn, &mut sptes);
         // SAFETY: initialised above; get_walk only writes elements.
         let sptes = sptes.map(|s| unsafe { s.assume_init() });
-        prop_assert_eq!(g.ok(), r.ok().map(|l| l.level));
+        prop_assert_eq!(g.ok(), r.ok().map(|l| l.level()));
         let loads = section.ops.borrow().len();
         prop_assert_eq!(loads, ops.len());
         prop_assert_eq!(sptes[0], 0x5a5a_u64);

@@ -181,6 +181,11 @@ proptest! {
             let changeable = 2 | m.shadow_acc_track_mask | (c::SHADOW_ACC_TRACK_SAVED_BITS_MASK << 52)
                 | c::SHADOW_ACC_TRACK_SAVED_BITS_MASK | m.shadow_accessed_mask;
             prop_assert_eq!((new ^ spte) & !changeable, 0);
+            // `Fix`'s invariant: a leaf at the same level, same address, so
+            // no walk can read the stored value as a table pointer.
+            prop_assert!(spte::is_last(new, level));
+            prop_assert_eq!((new ^ spte) & (spte::PT_PAGE_SIZE_MASK | spte::SPTE_MMU_PRESENT_MASK
+                | kvm_rs_host::testing::BASE_ADDR_MASK), 0);
             // W is only ever set for a write fault on an MMU-writable SPTE.
             if spte::is_writable(new) && !spte::is_writable(spte) {
                 prop_assert!(fault.write && masks.is_mmu_writable(spte));

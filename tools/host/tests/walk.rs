@@ -48,9 +48,9 @@ fn check_walk(tables: &Tables, root: &Root, gfn: u64) -> Vec<Visit> {
     let section = HookSection::new(tables.section());
     let last = fast_pf_get_last_sptep(&section, &masks, root, gfn).expect("walk");
     let lw = want.last().unwrap();
-    assert_eq!(last.level as i32, lw.level, "gfn {gfn:#x}");
-    assert_eq!(last.sptep.as_ptr() as u64, lw.sptep);
-    assert_eq!(last.spte, lw.old_spte);
+    assert_eq!(last.level() as i32, lw.level, "gfn {gfn:#x}");
+    assert_eq!(last.sptep().as_ptr() as u64, lw.sptep);
+    assert_eq!(last.spte(), lw.old_spte);
     let loads: Vec<u64> = section.loads().iter().map(|l| l.0).collect();
     let path: Vec<u64> = want.iter().map(|v| v.sptep).collect();
     assert_eq!(
