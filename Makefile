@@ -20,8 +20,8 @@ TCG ?=
 
 BUILD := scripts/build.sh
 
-.PHONY: all modules setup kernel load unload check check-host check-build \
-	check-errors check-vm check-intel check-debug check-kcsan demo fmt clippy clean help
+.PHONY: all modules setup kernel load unload check check-host \
+	check-vm check-intel check-debug check-kcsan demo bench fmt clippy clean help
 
 all: modules
 
@@ -30,7 +30,8 @@ help:
 	@echo '  make                build kvm.ko, kvm-amd.ko, kvm-intel.ko (KDIR=<build tree>, default: reference tree)'
 	@echo '  make setup          install packages and tools (Debian 12, root; idempotent)'
 	@echo '  make kernel         build or reuse the cached reference Rust-enabled Linux 7.3 tree'
-	@echo '  make load           replace the running kvm modules with ours (PARAMS=, AMD_PARAMS=, INTEL_PARAMS= passed through)'
+	@echo '  make load           replace the running kvm modules with ours (PARAMS=, AMD_PARAMS=, INTEL_PARAMS= passed'
+	@echo '                      through, empty by default; e.g. INTEL_PARAMS="eptad=0 pml=0", the seed'"'"'s configuration)'
 	@echo '  make unload         unload kvm-amd/kvm-intel and kvm'
 	@echo '  make check          every test: host cargo tests, module build + clippy/rustfmt, bad-KDIR errors, AMD VM suite'
 	@echo '                      (QEMU TCG: several-vCPU tests single-threaded, the rest MTTCG), Intel list (Bochs); no retries'
@@ -41,7 +42,8 @@ help:
 	@echo '  make bench          Rust vs C vs off vs shadow MMU in emulated time: AMD (QEMU icount) and Intel eptad=0'
 	@echo '                      (Bochs: the seed'"'"'s "Iteration 2 dirty memory time", "Writing to idle memory"); table, CSV, PNG'
 	@echo '  make check-debug    the VM suite on a debug kernel (KASAN, lockdep, PROVE_RCU), differential mode on'
-	@echo '  make check-kcsan    multi-vCPU tests on a KCSAN kernel, rust/c/stock: 0 data-race reports in kvm-rs code'
+	@echo '  make check-kcsan    multi-vCPU tests on a KCSAN kernel, rust/c/stock: fails on a KCSAN report in kvm-rs code'
+	@echo '                      (KCSAN samples; it sees the Rust'"'"'s atomics, not its plain accesses)'
 	@echo '  make fmt            rustfmt the crate with the kernel tree'"'"'s .rustfmt.toml'
 	@echo '  make clean          remove build/ (the kernel cache in $$KVMRS_CACHE stays)'
 	@echo 'Variables: KDIR=<kernel build tree>  KVMRS_CACHE=$(KVMRS_CACHE)  CLIPPY=1  LLVM=<prefix or 1>'
