@@ -94,7 +94,10 @@ fn retries_up_to_max_then_invalid() {
                 let last = out.last.as_ref().unwrap();
                 assert_eq!(last.sptep().as_ptr(), p);
                 // Walk k (from 0) saw WP with NOISE flipped k times.
-                assert_eq!(last.spte(), WP ^ if MAX_RETRIES % 2 == 1 { NOISE } else { 0 });
+                assert_eq!(
+                    last.spte(),
+                    WP ^ if MAX_RETRIES % 2 == 1 { NOISE } else { 0 }
+                );
             }
         }
     }
