@@ -93,7 +93,6 @@
 #define BENCH_GVA	0xc0000000ULL	/* as memstress: clear of the test code */
 #define BENCH_MAX_VCPUS	64
 
-
 /* ---- guest ------------------------------------------------------------- */
 
 struct guest_vcpu_args {
@@ -120,7 +119,7 @@ static void guest_code(u32 vcpu_idx)
 		u64 i;
 
 		for (i = 0; i < pages; i++)
-			*(volatile u64 *)(gva + i * psz) = marker(it);
+			WRITE_ONCE(*(u64 *)(gva + i * psz), marker(it));
 		GUEST_SYNC(it);
 	}
 }
@@ -369,9 +368,11 @@ static long age_memory(void)
 
 /* ---- main loop --------------------------------------------------------------- */
 
+#define USAGE_FMT "usage: %s [-v vcpus] [-b bytes per vcpu] [-i iterations] [-o] [-s backing] [-g] [-a] [-q]\n"
+
 static void help(const char *name)
 {
-	printf("usage: %s [-v vcpus] [-b bytes per vcpu] [-i iterations] [-o] [-s backing] [-g] [-a] [-q]\n"
+	printf(USAGE_FMT
 	       "  -v  vCPUs (default 1, at most %d)\n"
 	       "  -b  bytes each vCPU writes, e.g. 64M (default 64M)\n"
 	       "  -i  iterations incl. populate, >= 2 (default 3)\n"
@@ -419,7 +420,8 @@ static void run_pass(int pass, struct pass_result *res)
 	read_rs_stats(&res->r1);
 	read_pf_stats(&res->p1);
 
-	res->sum = res->max = 0;
+	res->sum = 0;
+	res->max = 0;
 	for (i = 0; i < nr_vcpus; i++) {
 		res->sum += cpu_ns[pass][i];
 		if (cpu_ns[pass][i] > res->max)
@@ -437,6 +439,8 @@ static void run_pass(int pass, struct pass_result *res)
 		    pass, (unsigned long)bad, (unsigned long)first_bad,
 		    (unsigned long)*page_hva0(first_bad));
 }
+
+#define PASS_FMT "KVMRS-BENCH iter=%d phase=%s cpu_ns=%lu max_cpu_ns=%lu dirty=%lu pf_fast=%lu pf_taken=%lu pf_fixed=%lu pf_spurious=%lu pages_2m=%lu%s%s\n"
 
 static void print_pass(int it, int pass, const char *phase, const struct pass_result *res,
 		       u64 dirty, long lru_pages)
@@ -456,7 +460,7 @@ static void print_pass(int it, int pass, const char *phase, const struct pass_re
 	}
 	if (lru_pages >= 0)
 		snprintf(lru, sizeof(lru), " lru_pages=%ld", lru_pages);
-	printf("KVMRS-BENCH iter=%d phase=%s cpu_ns=%lu max_cpu_ns=%lu dirty=%lu pf_fast=%lu pf_taken=%lu pf_fixed=%lu pf_spurious=%lu pages_2m=%lu%s%s\n",
+	printf(PASS_FMT,
 	       it, phase, (unsigned long)res->sum, (unsigned long)res->max,
 	       (unsigned long)dirty, (unsigned long)(res->p1.fast - res->p0.fast),
 	       (unsigned long)(res->p1.taken - res->p0.taken),
@@ -519,7 +523,8 @@ static void run_dirty_log(bool tdp, const char *mode, bool strict, unsigned long
 			bitmap_zero(bmap, region_pages);
 			kvm_vm_get_dirty_log(vm, BENCH_SLOT, bmap);
 			dirty = popcount_bitmap(bmap, region_pages);
-			TEST_ASSERT(dirty == 0, "%lu pages dirty right after enabling dirty logging",
+			TEST_ASSERT(dirty == 0,
+				    "%lu pages dirty right after enabling dirty logging",
 				    (unsigned long)dirty);
 		}
 		if (it > 1)
@@ -565,6 +570,8 @@ static void run_dirty_log(bool tdp, const char *mode, bool strict, unsigned long
 	}
 }
 
+#define CONFIG_FMT "KVMRS-BENCH config vcpus=%d bytes=%lu pages=%lu iterations=%d overlap=%d backing=%s manual_protect=%d tracking=%s tdp_mmu=%c tdp_fast_pf=%s\n"
+
 int main(int argc, char *argv[])
 {
 	char mode[64];
@@ -576,7 +583,8 @@ int main(int argc, char *argv[])
 		switch (opt) {
 		case 'v':
 			nr_vcpus = atoi_positive("Number of vCPUs", optarg);
-			TEST_ASSERT(nr_vcpus <= BENCH_MAX_VCPUS, "at most %d vCPUs", BENCH_MAX_VCPUS);
+			TEST_ASSERT(nr_vcpus <= BENCH_MAX_VCPUS, "at most %d vCPUs",
+				    BENCH_MAX_VCPUS);
 			break;
 		case 'b':
 			vcpu_bytes = parse_size(optarg);
@@ -633,7 +641,7 @@ int main(int argc, char *argv[])
 	 */
 	strict = backing == VM_MEM_SRC_ANONYMOUS && (!overlap || nr_vcpus == 1);
 
-	printf("KVMRS-BENCH config vcpus=%d bytes=%lu pages=%lu iterations=%d overlap=%d backing=%s manual_protect=%d tracking=%s tdp_mmu=%c tdp_fast_pf=%s\n",
+	printf(CONFIG_FMT,
 	       nr_vcpus, (unsigned long)vcpu_bytes, (unsigned long)region_pages, iterations,
 	       overlap, vm_mem_backing_src_alias(backing)->name, manual_protect,
 	       access_mode ? "access" : "dirty", tdp ? 'Y' : 'N', mode);

@@ -142,7 +142,7 @@ static void guest_code(void)
 
 		for (i = first; i < n; i += stride)
 			if (page_selected(i, r, mod))
-				*(volatile u64 *)(TEST_GVA + i * PG_SIZE) = marker(i, r);
+				WRITE_ONCE(*(u64 *)(TEST_GVA + i * PG_SIZE), marker(i, r));
 		GUEST_SYNC(r);
 	}
 }
@@ -202,21 +202,21 @@ static void guest_access_code(void)
 		u64 bad = 0, first = 0, value = 0, i;
 
 		for (i = 0; i < n; i++) {
-			volatile u64 *p = (volatile u64 *)(TEST_GVA + i * PG_SIZE);
+			u64 *p = (u64 *)(TEST_GVA + i * PG_SIZE);
 			u64 v;
 
 			invlpg((u64)p);
 			if (r && access_write_first(i, r))
-				p[1] = marker(i, r);
+				WRITE_ONCE(p[1], marker(i, r));
 			if (r) {
-				v = p[0];
+				v = READ_ONCE(p[0]);
 				if (v != marker(i, last_write_round(i, r - 1)) && !bad++) {
 					first = i;
 					value = v;
 				}
 			}
 			if (access_written(i, r))
-				p[0] = marker(i, r);
+				WRITE_ONCE(p[0], marker(i, r));
 		}
 		WRITE_ONCE(guest_bad_reads, bad);
 		WRITE_ONCE(guest_first_bad_page, first);
@@ -230,8 +230,11 @@ static void guest_access_code(void)
 static u64 opt_npages = 4096;
 static u32 opt_rounds = 40;
 
-enum { RS_RUST_FIXED, RS_RUST_SPURIOUS, RS_RUST_INVALID, RS_C_FIXED,
-       RS_C_SPURIOUS, RS_C_INVALID, RS_OFF_INVALID, RS_NR };
+enum {
+	RS_RUST_FIXED, RS_RUST_SPURIOUS, RS_RUST_INVALID, RS_C_FIXED,
+	RS_C_SPURIOUS, RS_C_INVALID, RS_OFF_INVALID, RS_NR
+};
+
 static const char *const rs_keys[RS_NR] = {
 	"rust_fixed", "rust_spurious", "rust_invalid", "c_fixed",
 	"c_spurious", "c_invalid", "off_invalid",
@@ -450,6 +453,8 @@ static void run_round(struct test_vm *t, u64 r, u64 mod)
 	vcpu_run_round(t->vcpu[0], r);
 }
 
+#define LOG_MISSING_FMT "round %lu: %lu of %lu written pages missing from the dirty log (first: page %lu)\n"
+
 /*
  * Fetch (and thereby clear/re-protect) the dirty log and compare it with the
  * pages written in round r.  Also check the memory contents of those pages.
@@ -483,7 +488,7 @@ static void check_log(struct test_vm *t, u64 r, u64 mod, u64 *missing, u64 *extr
 			(*extra)++;
 	}
 	if (*missing)
-		ksft_print_msg("round %lu: %lu of %lu written pages missing from the dirty log (first: page %lu)\n",
+		ksft_print_msg(LOG_MISSING_FMT,
 			       (unsigned long)r, (unsigned long)*missing,
 			       (unsigned long)*expected, (unsigned long)first_missing);
 }
@@ -570,13 +575,16 @@ FIXTURE_SETUP(fast_pf_huge)
 FIXTURE_TEARDOWN_PARENT(fast_pf_huge)
 {
 	if (self->changed) {
-		ksft_print_msg("restoring kvm.eager_page_split=%c\n", self->saved_eager ? 'Y' : 'N');
+		ksft_print_msg("restoring kvm.eager_page_split=%c\n",
+			       self->saved_eager ? 'Y' : 'N');
 		EXPECT_TRUE(write_file_str(PARAM_EAGER, self->saved_eager ? "Y" : "N"))
 			TH_LOG("cannot restore %s", PARAM_EAGER);
 	}
 }
 
 /* ---- fast_pf.4k -------------------------------------------------------------- */
+
+#define TRACE_4K_FMT "4k: kvmmmu:fast_page_fault fixed=1 events %lu (want %lu; total %lu, spurious %lu%s)\n"
 
 TEST_F_TIMEOUT(fast_pf, 4k, FAST_PF_TIMEOUT)
 {
@@ -620,7 +628,7 @@ TEST_F_TIMEOUT(fast_pf, 4k, FAST_PF_TIMEOUT)
 	if (!tc.valid) {
 		ksft_print_msg("4k: tracepoint not checked (no %s)\n", TRACE_EVENT_EN);
 	} else {
-		ksft_print_msg("4k: kvmmmu:fast_page_fault fixed=1 events %lu (want %lu; total %lu, spurious %lu%s)\n",
+		ksft_print_msg(TRACE_4K_FMT,
 			       (unsigned long)tc.fixed, (unsigned long)want_fast,
 			       (unsigned long)tc.total, (unsigned long)tc.spurious,
 			       tc.lost ? ", EVENTS LOST" : "");
@@ -638,7 +646,8 @@ TEST_F_TIMEOUT(fast_pf, 4k, FAST_PF_TIMEOUT)
 	if (!tdp) {
 		/* shadow MMU: plain C, kvm_rs counters never move */
 		for (i = 0; i < RS_NR; i++) {
-			EXPECT_EQ(0, d[i]) TH_LOG("kvm_rs %s moved with tdp_mmu=N", rs_keys[i]);
+			EXPECT_EQ(0, d[i])
+				TH_LOG("kvm_rs %s moved with tdp_mmu=N", rs_keys[i]);
 		}
 	} else if (!strcmp(mode, "rust")) {
 		EXPECT_EQ(n, d[RS_RUST_FIXED]);
@@ -661,6 +670,8 @@ TEST_F_TIMEOUT(fast_pf, 4k, FAST_PF_TIMEOUT)
 }
 
 /* ---- fast_pf_huge.*.huge ------------------------------------------------------ */
+
+#define HUGE_SUMMARY_FMT "huge: pf_fast +%lu, 2M mappings now %lu, extra dirty pages %lu, missing %lu\n"
 
 TEST_F_TIMEOUT(fast_pf_huge, huge, FAST_PF_TIMEOUT)
 {
@@ -685,7 +696,7 @@ TEST_F_TIMEOUT(fast_pf_huge, huge, FAST_PF_TIMEOUT)
 		tot_extra += extra;
 	}
 	pf1 = vcpu_get_stat(t.vcpu[0], pf_fast);
-	ksft_print_msg("huge: pf_fast +%lu, 2M mappings now %lu, extra dirty pages %lu, missing %lu\n",
+	ksft_print_msg(HUGE_SUMMARY_FMT,
 		       (unsigned long)(pf1 - pf0), (unsigned long)vm_get_stat(t.vm, pages_2m),
 		       (unsigned long)tot_extra, (unsigned long)tot_missing);
 	test_vm_free(&t);
@@ -699,7 +710,7 @@ TEST_F_TIMEOUT(fast_pf_huge, huge, FAST_PF_TIMEOUT)
 
 /* ---- fast_pf.switch ------------------------------------------------------------ */
 
-static volatile bool switch_stop;
+static bool switch_stop;
 static unsigned long switch_count;
 
 static void *switcher(void *arg)
@@ -707,7 +718,7 @@ static void *switcher(void *arg)
 	static const char *const modes[] = { "rust", "c", "off" };
 	unsigned long i = 0;
 
-	while (!switch_stop) {
+	while (!READ_ONCE(switch_stop)) {
 		TEST_ASSERT(write_file_str(PARAM_MODE, modes[i % 3]),
 			    "writing '%s' to %s failed", modes[i % 3], PARAM_MODE);
 		i++;
@@ -732,7 +743,7 @@ TEST_F_TIMEOUT(fast_pf, switch, FAST_PF_TIMEOUT)
 	enable_dirty_logging(&t);
 	read_rs_stats(&rs0);
 
-	switch_stop = false;
+	WRITE_ONCE(switch_stop, false);
 	pthread_create(&th, NULL, switcher, NULL);
 	for (r = 1; r <= opt_rounds; r++) {
 		run_round(&t, r, 2);
@@ -740,11 +751,12 @@ TEST_F_TIMEOUT(fast_pf, switch, FAST_PF_TIMEOUT)
 		written += expected;
 		if (missing || extra) {
 			ksft_print_msg("switch: round %lu: %lu missing, %lu extra\n",
-				       (unsigned long)r, (unsigned long)missing, (unsigned long)extra);
+				       (unsigned long)r, (unsigned long)missing,
+				       (unsigned long)extra);
 			bad_rounds++;
 		}
 	}
-	switch_stop = true;
+	WRITE_ONCE(switch_stop, true);
 	pthread_join(th, NULL);
 	TEST_ASSERT(write_file_str(PARAM_MODE, self->mode), "restoring tdp_fast_pf=%s", self->mode);
 	read_rs_stats(&rs1);
@@ -776,6 +788,8 @@ static void *vcpu_thread(void *arg)
 	vcpu_run_round(a->vcpu, a->r);
 	return NULL;
 }
+
+#define SPURIOUS_SUMMARY_FMT "spurious: 2 vCPUs x %lu pages: pf_fast +%lu, trace total %lu fixed %lu (want %lu) spurious %lu, dirty log %lu missing %lu extra\n"
 
 /*
  * Two vCPUs write the same pages in the same round: a page's second writer
@@ -825,7 +839,7 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 	test_vm_free(&t);
 
 	want_fixed = off ? 0 : n;
-	ksft_print_msg("spurious: 2 vCPUs x %lu pages: pf_fast +%lu, trace total %lu fixed %lu (want %lu) spurious %lu, dirty log %lu missing %lu extra\n",
+	ksft_print_msg(SPURIOUS_SUMMARY_FMT,
 		       (unsigned long)n, (unsigned long)(pf1 - pf0),
 		       (unsigned long)tc.total, (unsigned long)tc.fixed,
 		       (unsigned long)want_fixed, (unsigned long)tc.spurious,
@@ -837,9 +851,8 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 	} else {
 		EXPECT_FALSE(tc.lost);
 		EXPECT_EQ(want_fixed, tc.fixed);
-		if (!off) {
+		if (!off)
 			EXPECT_EQ(tc.fixed + tc.spurious, pf1 - pf0);
-		}
 	}
 	if (rs0.valid && rs1.valid) {
 		u64 d[RS_NR];
@@ -851,7 +864,8 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 		if (tdp && strcmp(mode, "off")) {
 			EXPECT_EQ(n, d[f]) TH_LOG("kvm_rs %s", rs_keys[f]);
 			if (tc.valid) {
-				EXPECT_EQ(tc.spurious, d[f + 1]) TH_LOG("kvm_rs %s", rs_keys[f + 1]);
+				EXPECT_EQ(tc.spurious, d[f + 1])
+					TH_LOG("kvm_rs %s", rs_keys[f + 1]);
 			}
 		}
 	}
@@ -892,6 +906,10 @@ FIXTURE_VARIANT_ADD(fast_pf_access, counters) {
 	.counters = true,
 };
 
+#define NO_FAULT_AMD_NPT "AMD NPT (kvm_amd): aging clears the NPT accessed bit, the next access sets it without a fault"
+#define NO_FAULT_EPTAD "kvm_intel eptad=Y: aging clears the EPT accessed bit, the next access sets it without a fault"
+#define NO_FAULT_SHADOW "tdp_mmu=N: aged SPTEs are counted with the TDP MMU's kvm_tdp_mmu_spte_changed event"
+
 /*
  * Why aging does not make the next access fault, or NULL if it does.  KVM
  * ages an SPTE that has an accessed bit by clearing it, and the next access
@@ -905,15 +923,15 @@ static const char *aging_no_fault_reason(bool tdp_mmu)
 {
 	if (access("/sys/module/kvm_intel/parameters/eptad", R_OK)) {
 		if (!access("/sys/module/kvm_amd", F_OK))
-			return "AMD NPT (kvm_amd): aging clears the NPT accessed bit, the next access sets it without a fault";
+			return NO_FAULT_AMD_NPT;
 		return "no kvm_intel eptad parameter: aging does not access-track SPTEs";
 	}
 	if (!get_kvm_intel_param_bool("ept"))
 		return "kvm_intel ept=N: no TDP MMU";
 	if (get_kvm_intel_param_bool("eptad"))
-		return "kvm_intel eptad=Y: aging clears the EPT accessed bit, the next access sets it without a fault";
+		return NO_FAULT_EPTAD;
 	if (!tdp_mmu)
-		return "tdp_mmu=N: aged SPTEs are counted with the TDP MMU's kvm_tdp_mmu_spte_changed event";
+		return NO_FAULT_SHADOW;
 	return NULL;
 }
 
@@ -1016,7 +1034,8 @@ static u64 age_memory(struct test_vm *t, const char *memcg, unsigned long *aged,
 		ev = strstr(line, "kvm_tdp_mmu_spte_changed: ");
 		if (line[0] == '#' || !ev)
 			continue;
-		TEST_ASSERT(sscanf(ev, "kvm_tdp_mmu_spte_changed: as id %d gfn %llx level %d old_spte %llx new_spte %llx",
+		TEST_ASSERT(sscanf(ev,
+				   "kvm_tdp_mmu_spte_changed: as id %d gfn %llx level %d old_spte %llx new_spte %llx",
 				   &as_id, &gfn, &level, &old, &new) == 5,
 			    "unexpected trace line: %s", line);
 		if (as_id || level != PG_LEVEL_4K || gfn < base || gfn - base >= t->npages)
@@ -1113,6 +1132,12 @@ static void check_access_log(struct test_vm *t, u64 r, u64 *missing, u64 *extra)
 	}
 }
 
+#define ROUND_BAD_READS_FMT "round %lu: %lu guest reads wrong, first page %lu read %#lx, want %#lx\n"
+#define ROUND_AGED_COUNTED_FMT "round %lu: of %lu pages, aging access-tracked %lu and cleared the accessed bit of %lu (lru_gen: %lu pages in the memcg); %lu aged pages fixed in the fast path; pf_fast +%lu\n"
+#define ROUND_AGED_FMT "round %lu: aged (lru_gen: %lu pages in the memcg); pf_fast +%lu\n"
+#define EXTRA_NOT_CHECKED_FMT "dirty log: %lu extra pages not checked: with tdp_fast_pf=off, read faults on aged pages take the slow path, which logs them dirty\n"
+#define AGED_SUMMARY_FMT "aged: %lu access-tracked, %lu otherwise (accessed bit cleared); %lu fixed in the fast path, %lu not; \"fixed 1\" events %lu (test slot %lu)%s\n"
+
 /*
  * Populate every page, then ACCESS_ROUNDS times: age the guest's memory
  * through MGLRU, and have the guest read every page and write the round's
@@ -1190,7 +1215,7 @@ TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
 		sync_global_from_guest(t.vm, guest_first_bad_value);
 		if (guest_bad_reads) {
 			i = guest_first_bad_page;
-			ksft_print_msg("round %lu: %lu guest reads wrong, first page %lu read %#lx, want %#lx\n",
+			ksft_print_msg(ROUND_BAD_READS_FMT,
 				       (unsigned long)r, (unsigned long)guest_bad_reads,
 				       (unsigned long)i, (unsigned long)guest_first_bad_value,
 				       (unsigned long)marker(i, last_write_round(i, r - 1)));
@@ -1211,7 +1236,7 @@ TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
 		if (r > 1 && round_aged < reaged_min)
 			reaged_min = round_aged;
 		if (counted)
-			ksft_print_msg("round %lu: of %lu pages, aging access-tracked %lu and cleared the accessed bit of %lu (lru_gen: %lu pages in the memcg); %lu aged pages fixed in the fast path; pf_fast +%lu\n",
+			ksft_print_msg(ROUND_AGED_COUNTED_FMT,
 				       (unsigned long)r, (unsigned long)n,
 				       (unsigned long)round_aged,
 				       (unsigned long)(ac.aged_a - aged_a),
@@ -1219,7 +1244,7 @@ TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
 				       (unsigned long)(round_aged - round_unfixed),
 				       (unsigned long)(pf1 - pf0));
 		else
-			ksft_print_msg("round %lu: aged (lru_gen: %lu pages in the memcg); pf_fast +%lu\n",
+			ksft_print_msg(ROUND_AGED_FMT,
 				       (unsigned long)r, (unsigned long)ac.lru_pages,
 				       (unsigned long)(pf1 - pf0));
 	}
@@ -1240,8 +1265,7 @@ TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
 		 * API allows.
 		 */
 		if (off && !aging_no_fault_reason(self->tdp_mmu))
-			ksft_print_msg("dirty log: %lu extra pages not checked: with tdp_fast_pf=off, read faults on aged pages take the slow path, which logs them dirty\n",
-				       (unsigned long)extra);
+			ksft_print_msg(EXTRA_NOT_CHECKED_FMT, (unsigned long)extra);
 		else
 			EXPECT_EQ(0, extra) TH_LOG("pages in the dirty log that were not written");
 	}
@@ -1251,7 +1275,7 @@ TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
 			       self->tdp_mmu ? "no " TRACE_AGED_EN :
 			       "tdp_mmu=N: kvm_tdp_mmu_spte_changed is the TDP MMU's");
 	else
-		ksft_print_msg("aged: %lu access-tracked, %lu otherwise (accessed bit cleared); %lu fixed in the fast path, %lu not; \"fixed 1\" events %lu (test slot %lu)%s\n",
+		ksft_print_msg(AGED_SUMMARY_FMT,
 			       (unsigned long)ac.aged, (unsigned long)ac.aged_a,
 			       (unsigned long)aged_fixed, (unsigned long)aged_unfixed,
 			       (unsigned long)fixed_events, (unsigned long)slot_fixed,
@@ -1352,6 +1376,8 @@ static void help(const char *name)
 	       name, (unsigned long)opt_npages, opt_rounds);
 }
 
+#define R_NOT_ROUNDS_FMT "-r %s: -r runs a test by name; the switch rounds are -i\n"
+
 /*
  * Take -n and -i out of argv; the rest, in order, is for test_harness_run(),
  * which rejects options it does not know.  Returns the new argc.
@@ -1376,13 +1402,12 @@ static int parse_args(int argc, char *argv[], char *hargv[], bool *list_only)
 		case 'r':
 			if (optarg[0] >= '0' && optarg[0] <= '9') {
 				help(argv[0]);
-				ksft_exit_fail_msg("-r %s: -r runs a test by name; the switch rounds are -i\n",
-						   optarg);
+				ksft_exit_fail_msg(R_NOT_ROUNDS_FMT, optarg);
 			}
 			break;
 		case 'h':
 			help(argv[0]);
-			/* fall through */
+			fallthrough;
 		case 'l':
 			*list_only = true;
 			break;
