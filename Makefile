@@ -21,7 +21,7 @@ TCG ?=
 BUILD := scripts/build.sh
 
 .PHONY: all modules setup kernel load unload check check-host \
-	check-vm check-intel check-debug check-kcsan demo bench fmt clippy clean help
+	check-vm check-intel check-debug check-kcsan demo bench series fmt clippy clean help
 
 all: modules
 
@@ -44,6 +44,7 @@ help:
 	@echo '  make check-debug    the VM suite on a debug kernel (KASAN, lockdep, PROVE_RCU), differential mode on'
 	@echo '  make check-kcsan    multi-vCPU tests on a KCSAN kernel, rust/c/stock: fails on a KCSAN report in kvm-rs code'
 	@echo '                      (KCSAN samples; it sees the Rust'"'"'s atomics, not its plain accesses)'
+	@echo '  make series         the in-tree RFC series against the pristine 7.3 source (git format-patch) in build/series/'
 	@echo '  make fmt            rustfmt the crate with the kernel tree'"'"'s .rustfmt.toml'
 	@echo '  make clean          remove build/ (the kernel cache in $$KVMRS_CACHE stays)'
 	@echo 'Variables: KDIR=<kernel build tree>  KVMRS_CACHE=$(KVMRS_CACHE)  CLIPPY=1  LLVM=<prefix or 1>'
@@ -92,6 +93,9 @@ check-debug:
 
 check-kcsan:
 	scripts/check-kcsan.sh
+
+series:
+	scripts/series.sh
 
 clean:
 	rm -rf build tools/host/target

@@ -25,7 +25,7 @@ struct kvm_memory_slot;
 #define KVM_RS_FAST_PF_OFF	2
 #define KVM_RS_FAST_PF_NR_IMPLS	3
 
-/* Mirrors of enum RET_PF_*; kvm_rs.c checks them with BUILD_BUG_ON(). */
+/* Mirrors of enum RET_PF_* (static_assert()s in kvm_rs_internal.h). */
 #define KVM_RS_RET_PF_INVALID	4
 #define KVM_RS_RET_PF_FIXED	5
 #define KVM_RS_RET_PF_SPURIOUS	6
@@ -110,7 +110,7 @@ extern u64 __read_mostly shadow_acc_track_mask;
 extern u64 __read_mostly shadow_accessed_mask;
 extern bool __read_mostly kvm_ad_enabled;
 
-/* --- Implemented in Rust (rust/kvm_rs.rs) --- */
+/* --- Implemented in Rust (mmu/kvm_rs.rs) --- */
 
 /*
  * The TDP MMU fast page fault: walk, decide, compare-exchange, retry, fire

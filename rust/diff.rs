@@ -47,7 +47,7 @@ fn rust_side(last: &LastSpte<'_, RcuSection>, decision: &Decision) -> kvm_rs_dif
 /// - the caller is inside an RCU read section (the C walk's contract).
 unsafe fn c_side(pf: &kvm_rs_fast_pf) -> kvm_rs_diff_side {
     let mut c = kvm_rs_diff_side::default();
-    // SAFETY: `kvm_rs_c_fast_pf()` requires (include/kvm_rs.h):
+    // SAFETY: `kvm_rs_c_fast_pf()` requires (mmu/kvm_rs.h):
     // - `pf` is the C's fault description and the call is inside the RCU
     //   read section (this function's `# Safety`);
     // - `c` is valid for writes (a local).

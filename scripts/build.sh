@@ -4,8 +4,9 @@
 #   scripts/build.sh --kdir <kernel build tree> [--clippy] [--llvm <prefix|1>] [--out <dir>]
 #
 # KVM's C is copied from KDIR's source tree into <out> (default
-# build/<kernel release>), patches/<major.minor>/ is applied to the copy,
-# rust/ and include/ are added, and Kbuild builds it with `make M=<out>`.
+# build/<kernel release>), the series of patches/<major.minor>/series is
+# applied to the copy (its patches, and the rust/ and include/ files each
+# adds, at their in-tree places), and Kbuild builds it with `make M=<out>`.
 # Only changed files are rewritten, so a rebuild is incremental.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -78,23 +79,31 @@ stage=$out.stage
 rm -rf "$stage"; mkdir -p "$stage/arch/x86" "$stage/virt"
 cp -a "$src/arch/x86/kvm" "$stage/arch/x86/kvm"
 cp -a "$src/virt/kvm" "$stage/virt/kvm"
-for p in "$KVMRS_ROOT/patches/$kver"/*.patch; do
-	patch -s -p1 -d "$stage" --no-backup-if-mismatch < "$p" > "$stage.patchlog" 2>&1 \
-		|| { cat "$stage.patchlog" >&2; die "build: patch $(basename "$p") does not apply to $src"; }
-done
+# patches/<kver>/series: the patches in order, each with the repository
+# files it adds (repo-path:tree-path). Only the arch/x86/kvm and virt/kvm
+# part is built here; the selftest patches are for `make series`.
+series_file=$KVMRS_ROOT/patches/$kver/series
+[ -f "$series_file" ] || die "build: $series_file missing"
+while read -r name files; do
+	case "$name" in ''|'#'*) continue ;; esac
+	p=$KVMRS_ROOT/patches/$kver/$name
+	[ -f "$p" ] || die "build: $series_file names $name, which does not exist"
+	if grep -qE '^\+\+\+ b/(arch/x86/kvm|virt/kvm)/' "$p"; then
+		patch -s -p1 -d "$stage" --no-backup-if-mismatch < "$p" > "$stage.patchlog" 2>&1 \
+			|| { cat "$stage.patchlog" >&2; die "build: patch $name does not apply to $src"; }
+	fi
+	for m in $files; do
+		from=${m%%:*} to=${m#*:}
+		case "$to" in arch/x86/kvm/*|virt/kvm/*) ;; *) continue ;; esac
+		[ -f "$KVMRS_ROOT/$from" ] || die "build: $series_file: $from does not exist"
+		cp "$KVMRS_ROOT/$from" "$stage/$to"
+	done
+done < "$series_file"
 rm -f "$stage.patchlog"
-# Build plumbing for an M= build (not a change to KVM, so not a patch):
-# absolute include path, and virt/kvm/Makefile.kvm from the copy.
-sed -i -e 's|-I \$(srctree)/arch/x86/kvm|-I $(KBUILD_EXTMOD)/arch/x86/kvm|' \
-	-e 's|include \$(srctree)/virt/kvm/Makefile.kvm|include $(KBUILD_EXTMOD)/virt/kvm/Makefile.kvm|' \
-	-e 's|\$(srctree)/\$(src)/|$(KBUILD_EXTMOD)/arch/x86/kvm/|g' \
-	"$stage/arch/x86/kvm/Makefile"
-grep -q 'KBUILD_EXTMOD)/virt/kvm/Makefile.kvm' "$stage/arch/x86/kvm/Makefile" \
+# Build plumbing for an M= build (not a change to KVM, so not a patch).
+oot_kvm_makefile "$stage/arch/x86/kvm/Makefile" \
 	|| die "build: could not adapt $src/arch/x86/kvm/Makefile for an out-of-tree build"
 cp "$KVMRS_ROOT/Kbuild" "$stage/Kbuild"
-mkdir -p "$stage/rust" "$stage/include"
-cp "$KVMRS_ROOT"/rust/*.rs "$KVMRS_ROOT"/rust/Makefile.kvm_rs "$stage/rust/"
-cp "$KVMRS_ROOT"/include/*.h "$stage/include/"
 mkdir -p "$out"
 # Checksum compare: unchanged files keep their mtime, so Kbuild rebuilds
 # only what changed.

@@ -60,7 +60,7 @@ if [ "$analyze_only" = 0 ]; then
 	# crate's object: those accesses are checked; the crate's own plain
 	# loads and stores are not.
 	objdump=${LLVM_PREFIX}llvm-objdump; [ -x "$objdump" ] || objdump=objdump
-	hooks=$("$objdump" -dr "$out/rust/kvm_rs.o" 2>/dev/null | grep -E 'R_X86_64_PLT32[[:space:]]+__(tsan|kcsan)_' | grep -vc __tsan_init || true)
+	hooks=$("$objdump" -dr "$out/arch/x86/kvm/mmu/kvm_rs.o" 2>/dev/null | grep -E 'R_X86_64_PLT32[[:space:]]+__(tsan|kcsan)_' | grep -vc __tsan_init || true)
 	step "check-kcsan: the Rust crate's object calls KCSAN ${hooks:-0} times (__kcsan_check_access, __tsan_*: the inlined C helpers)"
 	for cfg in "${configs[@]}"; do
 		IFS='|' read -r name params mods <<< "$cfg"

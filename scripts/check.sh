@@ -4,7 +4,8 @@
 #   scripts/check.sh [all|host|build|errors|vm|intel] [vm test names...]
 #
 # Stages: setup (idempotent) -> host cargo tests -> reference kernel (cached)
-# -> module build with clippy + rustfmt -> bad-input errors -> AMD VM suite
+# -> module build with clippy + rustfmt -> the in-tree series (make series:
+# applies, checkpatch, same files as the module build) -> bad-input errors -> AMD VM suite
 # (QEMU TCG: tdp_mmu=Y with the Rust and the C fast path, tdp_mmu=N; the
 # tests with several vCPUs under single-threaded TCG, the rest under MTTCG)
 # -> Intel list (Bochs: eptad=0 rust + differential mode, eptad=0 c,
@@ -109,6 +110,7 @@ stage_build() {
 	run docs scripts/check-docs.sh
 	run modules-clippy scripts/build.sh --kdir "$(scripts/kernel.sh --print-dir)" --clippy || summary
 	run modules-symbols scripts/check-modules.sh
+	run series scripts/series.sh --verify
 }
 
 stage_errors() {

@@ -15,3 +15,33 @@ export LIBCLANG_PATH
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 ok() { printf '\033[32m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
+
+# oot_kvm_makefile MAKEFILE [OPTION...]: adapt a copy of arch/x86/kvm/Makefile
+# (with the series applied) for an M= build: absolute include paths,
+# virt/kvm from the copy, and the kvm-rs Kconfig options, which KDIR's
+# .config does not have, set for Make, C and rustc. Default options: both,
+# KVM_RUST_FAST_PF and KVM_RUST_FAST_PF_DIFF (the differential check is
+# built in: these are test builds); "-" for none. Also used by
+# scripts/series.sh to compare the two forms.
+oot_kvm_makefile() {
+	local mk=$1 o mkopts="" ccopts="" rsopts=""
+	shift
+	local opts=("$@")
+	[ ${#opts[@]} = 0 ] && opts=(KVM_RUST_FAST_PF KVM_RUST_FAST_PF_DIFF)
+	sed -i -e 's|-I \$(srctree)/arch/x86/kvm|-I $(KBUILD_EXTMOD)/arch/x86/kvm|' \
+		-e 's|include \$(srctree)/virt/kvm/Makefile.kvm|include $(KBUILD_EXTMOD)/virt/kvm/Makefile.kvm|' \
+		-e 's|\$(srctree)/\$(src)/|$(KBUILD_EXTMOD)/arch/x86/kvm/|g' "$mk"
+	grep -q 'KBUILD_EXTMOD)/virt/kvm/Makefile.kvm' "$mk" || return 1
+	for o in "${opts[@]}"; do
+		[ "$o" = - ] && continue
+		mkopts="$mkopts\\
+CONFIG_$o := y"
+		ccopts="$ccopts -DCONFIG_$o=1"
+		rsopts="$rsopts --cfg CONFIG_$o"
+	done
+	sed -i "1a\\
+\\
+# kvm-rs out-of-tree build (scripts/lib.sh): the options of the series.$mkopts\\
+ccflags-y +=$ccopts\\
+rustflags-y +=$rsopts -Dwarnings" "$mk"
+}
