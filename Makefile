@@ -21,7 +21,7 @@ TCG ?=
 BUILD := scripts/build.sh
 
 .PHONY: all modules setup kernel load unload check check-host \
-	check-vm check-intel check-debug check-kcsan demo bench series fmt clippy clean help
+	check-vm check-intel check-intree check-debug check-kcsan demo bench series series-bisect fmt clippy clean help
 
 all: modules
 
@@ -33,8 +33,9 @@ help:
 	@echo '  make load           replace the running kvm modules with ours (PARAMS=, AMD_PARAMS=, INTEL_PARAMS= passed'
 	@echo '                      through, empty by default; e.g. INTEL_PARAMS="eptad=0 pml=0", the seed'"'"'s configuration)'
 	@echo '  make unload         unload kvm-amd/kvm-intel and kvm'
-	@echo '  make check          every test: host cargo tests, module build + clippy/rustfmt, bad-KDIR errors, AMD VM suite'
-	@echo '                      (QEMU TCG: several-vCPU tests single-threaded, the rest MTTCG), Intel list (Bochs); no retries'
+	@echo '  make check          every test: host cargo tests, module build + clippy/rustfmt, the series (make series --verify),'
+	@echo '                      bad-KDIR errors, AMD VM suite (QEMU TCG: several-vCPU tests single-threaded, the rest MTTCG),'
+	@echo '                      Intel list (Bochs), the series in-tree (check-intree); no retries'
 	@echo '  make check-host     host-side tests of the Rust logic only (cargo test, compile-fail, fuzz + coverage, loom)'
 	@echo '  make check-vm       the AMD VM suite only (TESTS="name ..." to pick tests, TCG=multi|single for one TCG mode)'
 	@echo '  make check-intel    the Intel configurations only: Bochs, VMX + EPT, eptad=0 rust/c, eptad=1 (TESTS= as above)'
@@ -45,6 +46,8 @@ help:
 	@echo '  make check-kcsan    multi-vCPU tests on a KCSAN kernel, rust/c/stock: fails on a KCSAN report in kvm-rs code'
 	@echo '                      (KCSAN samples; it sees the Rust'"'"'s atomics, not its plain accesses)'
 	@echo '  make series         the in-tree RFC series against the pristine 7.3 source (git format-patch) in build/series/'
+	@echo '  make check-intree   the series built in-tree (option on, and off), booted on both machines with its modules'
+	@echo '  make series-bisect  arch/x86/kvm built after every patch of the series, options on and off (10 builds)'
 	@echo '  make fmt            rustfmt the crate with the kernel tree'"'"'s .rustfmt.toml'
 	@echo '  make clean          remove build/ (the kernel cache in $$KVMRS_CACHE stays)'
 	@echo 'Variables: KDIR=<kernel build tree>  KVMRS_CACHE=$(KVMRS_CACHE)  CLIPPY=1  LLVM=<prefix or 1>'
@@ -82,6 +85,9 @@ check-vm:
 check-intel:
 	scripts/check.sh intel $(TESTS)
 
+check-intree:
+	scripts/check.sh intree
+
 demo:
 	scripts/demo.sh
 
@@ -96,6 +102,9 @@ check-kcsan:
 
 series:
 	scripts/series.sh
+
+series-bisect:
+	scripts/intree.sh bisect
 
 clean:
 	rm -rf build tools/host/target

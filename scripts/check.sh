@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make check`: every test of kvm-rs, cheapest first.
 #
-#   scripts/check.sh [all|host|build|errors|vm|intel] [vm test names...]
+#   scripts/check.sh [all|host|build|errors|vm|intel|intree] [vm test names...]
 #
 # Stages: setup (idempotent) -> host cargo tests -> reference kernel (cached)
 # -> module build with clippy + rustfmt -> the in-tree series (make series:
@@ -9,7 +9,8 @@
 # (QEMU TCG: tdp_mmu=Y with the Rust and the C fast path, tdp_mmu=N; the
 # tests with several vCPUs under single-threaded TCG, the rest under MTTCG)
 # -> Intel list (Bochs: eptad=0 rust + differential mode, eptad=0 c,
-# eptad=1 rust). Ends with
+# eptad=1 rust) -> the in-tree series built and booted on both machines.
+# Ends with
 # a table and a "N passed, N failed" line; exits non-zero on any failure.
 # Nothing is retried.
 set -uo pipefail
@@ -202,14 +203,37 @@ stage_intel() {
 	done
 }
 
+# The in-tree form (scripts/intree.sh): build/series applied to the pristine
+# source and built in-tree (CONFIG_KVM_RUST_FAST_PF=y and the differential
+# check), its arch/x86/kvm with the options off, and the in-tree kernel
+# booted with its own modules on both machines, and with the option-off
+# modules (the C path, no kvm-rs parameter, counter or symbol).
+stage_intree() {
+	local ib
+	ib=$(scripts/intree.sh --print-dir)
+	[[ " ${names[*]} " == *" selftests-build "* ]] || run selftests-build scripts/selftests.sh || return
+	run intree-build scripts/intree.sh off || return
+	run intree-amd scripts/vm.sh --quiet --tcg single --kdir "$ib" --modules "$ib/arch/x86/kvm" \
+		--kvm-params "tdp_mmu=Y tdp_fast_pf=rust" --tests "fast_pf-4k,dirty_log_perf-v2" \
+		--log "$logdir/guest-intree-amd.log"
+	run intree-intel scripts/vm.sh --machine intel --quiet --kdir "$ib" --modules "$ib/arch/x86/kvm" \
+		--kvm-params "tdp_mmu=Y tdp_fast_pf=rust tdp_fast_pf_diff=Y" --intel-params "ept=1 eptad=0 pml=0" \
+		--tests "fast_pf-access,diff-mode" --log "$logdir/guest-intree-intel.log"
+	run intree-off-amd scripts/vm.sh --quiet --tcg single --kdir "$ib" \
+		--modules "$KVMRS_ROOT/build/intree-off/arch/x86/kvm" --kvm-params "tdp_mmu=Y" --tests fast_pf-4k \
+		--cmd "no-kvm-rs=test ! -e /sys/module/kvm/parameters/tdp_fast_pf && test ! -e /sys/kernel/debug/kvm_rs && ! grep -q kvm_rs /proc/kallsyms" \
+		--log "$logdir/guest-intree-off-amd.log"
+}
+
 case "$what" in
-all) stage_setup; stage_host; stage_build; stage_errors; stage_vm; stage_intel ;;
+all) stage_setup; stage_host; stage_build; stage_errors; stage_vm; stage_intel; stage_intree ;;
+intree) stage_setup; stage_build; stage_intree ;;
 host) stage_host ;;
 build) stage_setup; stage_build ;;
 errors) stage_errors ;;
 vm) stage_setup; stage_build; stage_vm "$@" ;;
 intel) stage_setup; stage_build; stage_intel "$@" ;;
 
-*) die "check: unknown stage '$what' (all, host, build, errors, vm, intel)" ;;
+*) die "check: unknown stage '$what' (all, host, build, errors, vm, intel, intree)" ;;
 esac
 summary
