@@ -89,7 +89,7 @@ if [ "$what" = bisect ]; then
 				# the options the Kconfig after patch n has
 				opts=()
 				for k in KVM_RUST_FAST_PF KVM_RUST_FAST_PF_DIFF; do
-					if cat "${patches[@]:0:$n}" | grep -q "^+config $k\$"; then opts+=("$k"); fi
+					if grep -q "^+config $k\$" "${patches[@]:0:$n}"; then opts+=("$k"); fi
 				done
 				if [ ${#opts[@]} = 0 ]; then
 					echo "ok - after $(basename "$p"): no kvm-rs option exists yet (the off build below covers it)"
