@@ -141,26 +141,7 @@ pub struct Fix<'s, S: Section> {
     new: u64,
 }
 
-impl<'s, S: Section> Fix<'s, S> {
-    /// The SPTE to fix.
-    #[inline(always)]
-    pub fn sptep(&self) -> SptePtr<'s, S> {
-        self.sptep
-    }
-
-    /// The snapshot the fix was decided on: the exchange happens only if
-    /// the SPTE still holds it.
-    #[inline(always)]
-    pub fn old(&self) -> u64 {
-        self.old
-    }
-
-    /// The value to install.
-    #[inline(always)]
-    pub fn new_spte(&self) -> u64 {
-        self.new
-    }
-
+impl<S: Section> Fix<'_, S> {
     /// `fast_pf_fix_direct_spte()`: compare-exchange the SPTE from the
     /// snapshot to the new value, and call `mark_dirty` if this exchange
     /// made the SPTE writable (W 0 -> 1). Returns whether the exchange
