@@ -47,7 +47,7 @@ help:
 	@echo '                      (KCSAN samples; it sees the Rust'"'"'s atomics, not its plain accesses)'
 	@echo '  make series         the in-tree RFC series against the pristine 7.3 source (git format-patch) in build/series/'
 	@echo '  make check-intree   the series built in-tree (option on, and off), booted on both machines with its modules'
-	@echo '  make series-bisect  arch/x86/kvm built after every patch of the series, options on and off (10 builds)'
+	@echo '  make series-bisect  arch/x86/kvm built after every patch of the series, options on and off (9 builds)'
 	@echo '  make fmt            rustfmt the crate with the kernel tree'"'"'s .rustfmt.toml'
 	@echo '  make clean          remove build/ (the kernel cache in $$KVMRS_CACHE stays)'
 	@echo 'Variables: KDIR=<kernel build tree>  KVMRS_CACHE=$(KVMRS_CACHE)  CLIPPY=1  LLVM=<prefix or 1>'

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The in-tree form, built and booted: build/series (make series) applied to
-# the pristine 7.3 source and built in-tree, with the reference config plus
+# The in-tree form, built and booted: the series as make series applies it
+# to the pristine files (build/series.work, one commit per patch), in a copy
+# of the pristine 7.3 source, built in-tree, with the reference config plus
 # CONFIG_KVM_RUST_FAST_PF, CONFIG_KVM_RUST_FAST_PF_DIFF (and what it depends
 # on: DEBUG_KERNEL, KVM_PROVE_MMU) and KVM_WERROR.
 #
@@ -44,64 +45,60 @@ command -v unshare >/dev/null || die "intree: unshare missing (Debian package ut
 
 scripts/series.sh >/dev/null
 
-# mbuild KDIR OUT NPATCHES OPTIONS...: an M= build of arch/x86/kvm and
-# virt/kvm after the first NPATCHES patches of build/series, with the
-# given kvm-rs options ("-" for none) and -Werror, into OUT.
+# build/series.work (scripts/series.sh): a git repository of the pristine
+# files with one commit per patch of the series, on top of "base".
+work=$KVMRS_ROOT/build/series.work
+mapfile -t commits < <(git -C "$work" rev-list --reverse base..HEAD)
+[ ${#commits[@]} -gt 0 ] || die "intree: no commits in $work"
+
+# mbuild KDIR OUT COMMIT OPTIONS...: an M= build of arch/x86/kvm and
+# virt/kvm as they are at COMMIT of build/series.work, with the given
+# kvm-rs options ("-" for none) and -Werror, into OUT.
 mbuild() {
-	local kdir=$1 o=$2 n=$3 i=0 p t
+	local kdir=$1 o=$2 c=$3 t
 	shift 3
 	t=$(mktemp -d)
-	(cd "$src" && tar -c arch/x86/kvm virt/kvm) | tar -x -C "$t"
-	for p in "${patches[@]}"; do
-		[ $i -lt "$n" ] || break
-		i=$((i + 1))
-		grep -qE '^\+\+\+ b/(arch/x86/kvm|virt/kvm)/' "$p" || continue
-		(cd "$t" && git apply --include='arch/x86/kvm/*' --include='virt/kvm/*' "$p") \
-			|| die "intree: $(basename "$p") does not apply"
-	done
+	git -C "$work" archive "$c" arch/x86/kvm virt/kvm | tar -x -C "$t"
 	oot_kvm_makefile "$t/arch/x86/kvm/Makefile" "$@" || die "intree: cannot adapt the Makefile"
 	sed -i '1a ccflags-y += -Werror' "$t/arch/x86/kvm/Makefile"
 	cp "$KVMRS_ROOT/Kbuild" "$t/Kbuild"
 	# Only changed files get a new time stamp: the next build of $o is
-	# incremental. Files a later patch does not have any more are removed
-	# (the series only adds files, so that is none of the sources).
+	# incremental. (The series only adds files, so none is left over from
+	# an earlier commit.)
 	mkdir -p "$o"
 	rsync -rlc "$t/" "$o/"
 	rm -rf "$t"
 	make -C "$kdir" M="$o" RUSTC="$RUSTC_KERNEL" RUST_LIB_SRC="$RUST_LIB_SRC" \
 		BINDGEN="$CARGO_BIN/bindgen" LLVM="$LLVM_PREFIX" -j"$(nproc)" modules > "$o.log" 2>&1
 }
-patches=()
-for p in "$KVMRS_ROOT"/build/series/0*.patch; do
-	[ "$(basename "$p")" = 0000-cover-letter.patch ] || patches+=("$p")
-done
 
 if [ "$what" = bisect ]; then
 	rc=0
-	for n in $(seq 1 ${#patches[@]}); do
-		p=${patches[$((n - 1))]}
-		grep -qE '^\+\+\+ b/(arch/x86/kvm|virt/kvm)/' "$p" || continue
+	for c in "${commits[@]}"; do
+		git -C "$work" diff --quiet "$c^" "$c" -- arch/x86/kvm virt/kvm && continue
+		name=$(git -C "$work" log -1 --format=%s "$c")
 		for opt in on off; do
 			# one directory per setting, built incrementally from patch to patch
 			o=$KVMRS_ROOT/build/bisect/$opt
 			opts=(-)
 			if [ $opt = on ]; then
-				# the options the Kconfig after patch n has
+				# the options the Kconfig at this commit has
 				opts=()
+				kconfig=$(git -C "$work" show "$c:arch/x86/kvm/Kconfig")
 				for k in KVM_RUST_FAST_PF KVM_RUST_FAST_PF_DIFF; do
-					if grep -q "^+config $k\$" "${patches[@]:0:$n}"; then opts+=("$k"); fi
+					if grep -qx "config $k" <<< "$kconfig"; then opts+=("$k"); fi
 				done
 				if [ ${#opts[@]} = 0 ]; then
-					echo "ok - after $(basename "$p"): no kvm-rs option exists yet (the off build below covers it)"
+					echo "ok - after '$name': no kvm-rs option exists yet (the off build below covers it)"
 					continue
 				fi
 			fi
 			start=$(date +%s)
-			if mbuild "$ref" "$o" "$n" "${opts[@]}"; then
-				echo "ok - after $(basename "$p"), options ${opts[*]/#-/none}: builds ($(( $(date +%s) - start ))s)"
+			if mbuild "$ref" "$o" "$c" "${opts[@]}"; then
+				echo "ok - after '$name', options ${opts[*]/#-/none}: builds ($(( $(date +%s) - start ))s)"
 			else
 				tail -20 "$o.log" | sed 's/^/    /'
-				echo "not ok - after $(basename "$p"), options ${opts[*]/#-/none}: build failed (log: $o.log)"; rc=1
+				echo "not ok - after '$name', options ${opts[*]/#-/none}: build failed (log: $o.log)"; rc=1
 			fi
 		done
 	done
@@ -114,18 +111,11 @@ if [ ! -f "$isrc/Makefile" ]; then
 	cp -al "$src" "$isrc.tmp"
 	mv "$isrc.tmp" "$isrc"
 fi
-# Apply the series to a copy of the pristine files it touches, then copy
-# into the source copy only the files whose content changed. rsync writes a
-# new file and renames it, so a hard link to the pristine tree is replaced,
-# never written through, and an unchanged file keeps its time stamp.
-stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
-(cd "$src" && tar -c arch/x86/kvm virt/kvm tools/testing/selftests/kvm) | tar -x -C "$stage"
-for p in "${patches[@]}"; do
-	patch -s -p1 -d "$stage" --no-backup-if-mismatch < "$p" \
-		|| die "intree: $(basename "$p") does not apply to the pristine source"
-done
-rsync -rlc "$stage/" "$isrc/"
+# Copy the series' files (build/series.work at its last commit) into the
+# source copy, only those whose content changed: rsync writes a new file
+# and renames it, so a hard link to the pristine tree is replaced, never
+# written through, and an unchanged file keeps its time stamp.
+rsync -rlc --exclude=/.git "$work/" "$isrc/"
 
 if [ ! -f "$ibuild/.config" ]; then
 	step "intree: build directory $ibuild (a copy of the reference build)"
@@ -165,7 +155,7 @@ ok "intree: built $ibuild in $(( $(date +%s) - start ))s (log: $log)"
 [ "$what" = off ] || exit 0
 o=$KVMRS_ROOT/build/intree-off
 step "intree: the series' arch/x86/kvm with both options off, M= against the reference tree $ref"
-mbuild "$ref" "$o" "${#patches[@]}" - || { tail -20 "$o.log" >&2; die "intree: the option-off build failed (log: $o.log)"; }
+mbuild "$ref" "$o" HEAD - || { tail -20 "$o.log" >&2; die "intree: the option-off build failed (log: $o.log)"; }
 syms=$("${LLVM_PREFIX}llvm-nm" "$o/arch/x86/kvm/kvm.ko")
 if grep -q kvm_rs <<< "$syms"; then
 	die "intree: kvm.ko built with the options off has kvm_rs symbols"

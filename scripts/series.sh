@@ -55,7 +55,8 @@ if [ "$export" = 1 ]; then
 		|| die "series: $work has $have commits and $series_file ${#lines[@]} lines: add or remove the line of a new or dropped patch first"
 	excl=()
 	for l in "${lines[@]}"; do
-		for m in ${l#* }; do [ "$m" = "${l%% *}" ] || excl+=(":!${m#*:}"); done
+		read -r _ files <<< "$l"
+		for m in $files; do excl+=(":!${m#*:}"); done
 	done
 	tmp=$(mktemp -d)
 	git -C "$work" format-patch -q --no-signature --zero-commit --no-numbered \
@@ -67,15 +68,13 @@ if [ "$export" = 1 ]; then
 	{
 		sed -n '/^#/p' "$series_file"
 		for i in "${!lines[@]}"; do
-			rest=${lines[$i]#"${lines[$i]%% *}"}
-			echo "${new[$i]}$rest"
+			read -r _ files <<< "${lines[$i]}"
+			echo "${new[$i]}${files:+ $files}"
 		done
 	} > "$series_file.new" && mv "$series_file.new" "$series_file"
 	for l in "${lines[@]}"; do
-		for m in ${l#* }; do
-			[ "$m" = "${l%% *}" ] && continue
-			cp "$work/${m#*:}" "$KVMRS_ROOT/${m%%:*}"
-		done
+		read -r _ files <<< "$l"
+		for m in $files; do cp "$work/${m#*:}" "$KVMRS_ROOT/${m%%:*}"; done
 	done
 	ok "series: wrote ${#new[@]} patches to patches/$KVER and the repository files back from $work"
 	exit 0
