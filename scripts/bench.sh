@@ -48,7 +48,11 @@
 #   --no-shadow      skip the tdp_mmu=N reload and its runs
 #   --no-trace       skip the traced runs (amd)
 #   --intel-params P kvm_intel parameters (default "ept=1 eptad=0 pml=0")
-#   --modules DIR    passed to scripts/vm.sh (default: build/current/...)
+#   --modules DIR    passed to scripts/vm.sh (default: the production build,
+#                    CONFIG_KVM_RUST_FAST_PF without the differential
+#                    check's CONFIG_KVM_RUST_FAST_PF_DIFF, which
+#                    `scripts/build.sh --production` makes first, in
+#                    build/<kernel release>-production)
 #   --kdir DIR       kernel tree to boot, passed to scripts/vm.sh (default:
 #                    the reference tree); e.g. the gcc-built flavor with the
 #                    modules built against it
@@ -130,8 +134,13 @@ run_machines=()
 for m in "${machines[@]}"; do [ -n "$(rows_of "$m")" ] && run_machines+=("$m"); done
 [ ${#run_machines[@]} -gt 0 ] || die "bench: none of the rows '$rows_arg' runs on --machine $machine_arg"
 
-if [ -z "$moddir" ] && [ ! -f "$KVMRS_ROOT/build/current/arch/x86/kvm/kvm.ko" ]; then
-	die "bench: $KVMRS_ROOT/build/current/arch/x86/kvm/kvm.ko not built (run 'make'), or pass --modules"
+if [ -z "$moddir" ]; then
+	# What a distribution would ship: the test build's differential check
+	# and its C and off counters are not what is measured.
+	bkdir=${kdir:-$("$KVMRS_ROOT/scripts/kernel.sh" --print-dir)}
+	"$KVMRS_ROOT/scripts/build.sh" --kdir "$bkdir" --production \
+		|| die "bench: building the production modules against $bkdir failed (see above)"
+	moddir=$KVMRS_ROOT/build/$(cat "$bkdir/include/config/kernel.release")-production/arch/x86/kvm
 fi
 [ -x /usr/bin/python3 ] || die "bench: /usr/bin/python3 missing"
 

@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # Build kvm.ko, kvm-amd.ko and kvm-intel.ko out of tree against KDIR.
 #
-#   scripts/build.sh --kdir <kernel build tree> [--clippy] [--llvm <prefix|1>] [--out <dir>]
+#   scripts/build.sh --kdir <kernel build tree> [--clippy] [--llvm <prefix|1>]
+#                    [--production] [--out <dir>]
 #
 # KVM's C is copied from KDIR's source tree into <out> (default
 # build/<kernel release>), the series of patches/<major.minor>/series is
 # applied to the copy (its patches, and the rust/ and include/ files each
 # adds, at their in-tree places), and Kbuild builds it with `make M=<out>`.
 # Only changed files are rewritten, so a rebuild is incremental.
+#
+# The default is the test build: CONFIG_KVM_RUST_FAST_PF and
+# CONFIG_KVM_RUST_FAST_PF_DIFF (the differential check, and the counters of
+# the C and off paths). --production builds CONFIG_KVM_RUST_FAST_PF alone,
+# what a distribution would ship, into build/<kernel release>-production
+# (what `make bench` measures); it never moves build/current.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-kdir="" clippy=0 llvm="" out=""
+kdir="" clippy=0 llvm="" out="" production=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kdir) kdir=$2; shift 2 ;;
 	--clippy) clippy=1; shift ;;
 	--llvm) llvm=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
+	--production) production=1; shift ;;
 	*) die "build: unknown argument '$1'" ;;
 	esac
 done
@@ -74,7 +82,7 @@ fi
 
 # --- assemble the module tree --------------------------------------------
 [ -n "$out" ] && out=$(mkdir -p "$out" && cd "$out" && pwd)
-out=${out:-$KVMRS_ROOT/build/$release}
+out=${out:-$KVMRS_ROOT/build/$release$([ "$production" = 1 ] && echo -production)}
 stage=$out.stage
 rm -rf "$stage"; mkdir -p "$stage/arch/x86" "$stage/virt"
 cp -a "$src/arch/x86/kvm" "$stage/arch/x86/kvm"
@@ -101,7 +109,9 @@ while read -r name files; do
 done < "$series_file"
 rm -f "$stage.patchlog"
 # Build plumbing for an M= build (not a change to KVM, so not a patch).
-oot_kvm_makefile "$stage/arch/x86/kvm/Makefile" \
+opts=()
+[ "$production" = 1 ] && opts=(KVM_RUST_FAST_PF)
+oot_kvm_makefile "$stage/arch/x86/kvm/Makefile" "${opts[@]}" \
 	|| die "build: could not adapt $src/arch/x86/kvm/Makefile for an out-of-tree build"
 cp "$KVMRS_ROOT/Kbuild" "$stage/Kbuild"
 mkdir -p "$out"
@@ -110,7 +120,7 @@ mkdir -p "$out"
 rsync -rlc "$stage/" "$out/"
 rm -rf "$stage"
 
-step "build: modules for $release in ${out#"$KVMRS_ROOT"/} (KDIR=$kdir$([ "$clippy" = 1 ] && echo ', clippy'))"
+step "build: $([ "$production" = 1 ] && echo "production ")modules for $release in ${out#"$KVMRS_ROOT"/} (KDIR=$kdir$([ "$clippy" = 1 ] && echo ', clippy'))"
 "${kmake[@]}" M="$out" modules || die "build: make -C $kdir M=$out modules failed (see above)"
 for m in kvm kvm-amd kvm-intel; do
 	[ -f "$out/arch/x86/kvm/$m.ko" ] || die "build: $m.ko was not produced"
