@@ -151,6 +151,13 @@ void kvm_rs_diff_report(const struct kvm_rs_fast_pf *pf, int what,
 			const struct kvm_rs_diff_side *rust,
 			const struct kvm_rs_diff_side *c);
 
+/*
+ * With CONFIG_KVM_RUST_FAST_PF_DIFF: count @lost compare-exchanges that one
+ * fast page fault of implementation @impl (KVM_RS_FAST_PF_*) lost to another
+ * writer of the SPTE, and whether it hit the retry bound (@lost > 4).
+ */
+void kvm_rs_count_lost_cmpxchg(int impl, u32 lost);
+
 /* virt/kvm/kvm_main.c */
 void mark_page_dirty_in_slot(struct kvm *kvm,
 			     const struct kvm_memory_slot *memslot, u64 gfn);

@@ -197,6 +197,10 @@ pub struct Outcome<'s, S: Section> {
     pub last: Result<LastSpte<'s, S>, WalkError>,
     /// The retry bound was hit (the C warns once).
     pub retries_exhausted: bool,
+    /// Compare-exchanges lost to another writer of the SPTE (the C's
+    /// `retry_count`): each was retried, but the last one when the bound
+    /// was hit (then this is `MAX_RETRIES + 1`).
+    pub retries: u32,
 }
 
 /// The TDP MMU fast page fault loop: walk, decide, fix; re-walk and retry if
@@ -238,6 +242,7 @@ pub fn fast_page_fault_observed<'s, S: Section>(
                     result: FastPfResult::Invalid,
                     last,
                     retries_exhausted: false,
+                    retries,
                 }
             }
         };
@@ -260,6 +265,7 @@ pub fn fast_page_fault_observed<'s, S: Section>(
                         result: FastPfResult::Invalid,
                         last,
                         retries_exhausted: true,
+                        retries,
                     };
                 }
             }
@@ -268,6 +274,7 @@ pub fn fast_page_fault_observed<'s, S: Section>(
             result,
             last,
             retries_exhausted: false,
+            retries,
         };
     }
 }

@@ -254,6 +254,18 @@ unsafe fn tdp_fast_page_fault(
     if outcome.retries_exhausted {
         kernel::pr_warn_once!("Fast #PF retrying more than 4 times.\n");
     }
+    // The test build counts lost compare-exchanges, for the race test.
+    #[cfg(CONFIG_KVM_RUST_FAST_PF_DIFF)]
+    if outcome.retries != 0 {
+        // SAFETY: `kvm_rs_count_lost_cmpxchg()` only adds to this CPU's
+        // counters of the implementation it is given, a valid one here.
+        unsafe {
+            bindings::kvm_rs_count_lost_cmpxchg(
+                bindings::KVM_RS_FAST_PF_RUST as c_int,
+                outcome.retries,
+            )
+        }
+    }
     match outcome.last {
         Ok(last) => {
             // SAFETY: `kvm_rs_trace_fast_page_fault()` requires:

@@ -286,6 +286,8 @@ for m in "${run_machines[@]}"; do
 	mkdir -p "$out/$m"
 	plan_machine "$m" "$out/$m"
 	run_machine "$m" "$out/$m"
+	# A boot that never started leaves no guest log: nothing to report.
+	[ -f "$out/$m/guest.log" ] || die "bench: $m: no guest log (scripts/vm.sh failed before the boot, see above)"
 	report_args+=(--run "$m=$out/$m")
 done
 wall=$(( $(date +%s) - t_all ))

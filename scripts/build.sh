@@ -82,7 +82,9 @@ fi
 
 # --- assemble the module tree --------------------------------------------
 [ -n "$out" ] && out=$(mkdir -p "$out" && cd "$out" && pwd)
-out=${out:-$KVMRS_ROOT/build/$release$([ "$production" = 1 ] && echo -production)}
+suffix=""
+[ "$production" = 1 ] && suffix=-production
+out=${out:-$KVMRS_ROOT/build/$release$suffix}
 stage=$out.stage
 rm -rf "$stage"; mkdir -p "$stage/arch/x86" "$stage/virt"
 cp -a "$src/arch/x86/kvm" "$stage/arch/x86/kvm"
@@ -120,7 +122,7 @@ mkdir -p "$out"
 rsync -rlc "$stage/" "$out/"
 rm -rf "$stage"
 
-step "build: $([ "$production" = 1 ] && echo "production ")modules for $release in ${out#"$KVMRS_ROOT"/} (KDIR=$kdir$([ "$clippy" = 1 ] && echo ', clippy'))"
+step "build: ${suffix:+production }modules for $release in ${out#"$KVMRS_ROOT"/} (KDIR=$kdir$([ "$clippy" = 1 ] && echo ', clippy'))"
 "${kmake[@]}" M="$out" modules || die "build: make -C $kdir M=$out modules failed (see above)"
 for m in kvm kvm-amd kvm-intel; do
 	[ -f "$out/arch/x86/kvm/$m.ko" ] || die "build: $m.ko was not produced"

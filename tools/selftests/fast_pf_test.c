@@ -1332,10 +1332,11 @@ TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
 	} else if (!rs1.c_off && (!strcmp(mode, "c") || off)) {
 		/* a production build counts only the Rust path */
 		ksft_print_msg("no c_* or off_* counters (production build): rust_* checked\n");
-		if (off)
+		if (off) {
 			EXPECT_EQ(0, pf_fast);
-		else
+		} else {
 			EXPECT_LE(ac.aged, pf_fast);
+		}
 		EXPECT_EQ(0, sum[RS_RUST_FIXED]);
 		EXPECT_EQ(0, sum[RS_RUST_SPURIOUS]);
 	} else if (!strcmp(mode, "rust") || !strcmp(mode, "c")) {

@@ -79,6 +79,7 @@ fn retries_up_to_max_then_invalid() {
             if n <= MAX_RETRIES {
                 assert_eq!(out.result, FastPfResult::Fixed, "n={n}");
                 assert!(!out.retries_exhausted);
+                assert_eq!(out.retries, n);
                 assert_eq!(attempts, n + 1);
                 assert_eq!(dirty, 1);
                 assert!(spte::is_writable(read_host(p as u64)));
@@ -87,6 +88,7 @@ fn retries_up_to_max_then_invalid() {
                 assert!(out.retries_exhausted);
                 // The C: `if (++retry_count > 4) break;` = 5 exchanges.
                 assert_eq!(attempts, MAX_RETRIES + 1);
+                assert_eq!(out.retries, MAX_RETRIES + 1);
                 assert_eq!(MAX_RETRIES, 4);
                 assert_eq!(dirty, 0);
                 assert!(!spte::is_writable(read_host(p as u64)));
@@ -203,6 +205,7 @@ fn concurrent_freeze_is_never_overwritten() {
         assert_eq!(out.result, FastPfResult::Invalid);
         // A freeze before the 5th exchange makes that one fail too: bound hit.
         assert_eq!(out.retries_exhausted, k >= MAX_RETRIES);
+        assert_eq!(out.retries, (k + 1).min(MAX_RETRIES + 1));
         if k < MAX_RETRIES {
             // Walked once more, saw FROZEN_SPTE, and gave up without writing.
             assert_eq!(out.last.as_ref().unwrap().spte(), FROZEN_SPTE);
@@ -359,6 +362,7 @@ proptest! {
         };
         prop_assert_eq!(out.result, want);
         prop_assert_eq!(out.retries_exhausted, retry_count > 4);
+        prop_assert_eq!(out.retries, retry_count);
         EXHAUSTED.fetch_add(out.retries_exhausted as usize, Ordering::Relaxed);
         FIXED.fetch_add((out.result == FastPfResult::Fixed) as usize, Ordering::Relaxed);
     }
