@@ -29,6 +29,13 @@
  *   fast_pf.spurious  a write to a page whose SPTE is already writable after
  *           a fixed fault is not counted as fixed (two vCPUs race to the same
  *           pages; fixed + spurious == faults, fixed == pages).
+ *   fast_pf.race  two vCPUs write the same write-protected pages at the same
+ *           time, round after round (the dirty log re-protects them), so
+ *           that their fast paths race on each SPTE: every page is fixed
+ *           exactly once per round, the dirty log is exact and every word
+ *           each vCPU wrote is intact.  The test build's counters show the
+ *           compare-exchanges lost (the loser re-walks and finds the fix);
+ *           with -P the test fails if none was lost.
  *   fast_pf_access.{plain,dirty_log,counters}.access  (-t access) access
  *           tracking: the test runs in a memory cgroup of its own and ages
  *           the guest's memory through MGLRU, as access_tracking_perf_test
@@ -43,6 +50,9 @@
  * Options of this test, taken out before the harness parses the rest:
  *   -n <pages>   pages per memslot (default 4096, at least 64)
  *   -i <rounds>  rounds of fast_pf.switch (default 40)
+ *   -P           fast_pf.race: the vCPUs meet before every page, and the
+ *                test fails unless a compare-exchange was lost (for runs
+ *                where the vCPUs execute in parallel)
  * e.g. "fast_pf_test -t switch -n 2048 -i 30".  The harness's own -r runs a
  * test by full name, hence -i for the rounds (dirty_log_perf_test's letter
  * for iterations).
@@ -147,6 +157,48 @@ static void guest_code(void)
 	}
 }
 
+/* fast_pf.race: barrier arrivals, and the number of vCPUs to wait for. */
+static u64 guest_arrived;
+static u64 guest_nr_vcpus;
+static u64 guest_lockstep;	/* 1: a barrier before every page, else per round */
+
+/* Wait until all vCPUs have arrived @k + 1 times. */
+static inline void guest_barrier(u64 nr, u64 k)
+{
+	__atomic_fetch_add(&guest_arrived, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&guest_arrived, __ATOMIC_SEQ_CST) < nr * (k + 1))
+		asm volatile("pause" ::: "memory");
+}
+
+/*
+ * fast_pf.race's guest, vCPU @idx: write word @idx of every page, in the
+ * same order as the others, after a barrier: with guest_lockstep one
+ * before every page, so that the vCPUs fault on each page together (the
+ * leader would otherwise take every fault and the others follow in its
+ * wake), else one per round.  Lockstep is for vCPUs that run in parallel;
+ * time-shared, every barrier waits for a switch of guest CPU.
+ */
+static void guest_race_code(u64 idx)
+{
+	u64 k = 0;
+
+	for (;;) {
+		u64 n = READ_ONCE(guest_npages), r = READ_ONCE(guest_round);
+		u64 nr = READ_ONCE(guest_nr_vcpus), lockstep = READ_ONCE(guest_lockstep);
+		u64 i;
+
+		if (!lockstep)
+			guest_barrier(nr, k++);
+		for (i = 0; i < n; i++) {
+			if (lockstep)
+				guest_barrier(nr, k++);
+			WRITE_ONCE(((u64 *)(TEST_GVA + i * PG_SIZE))[idx],
+				   marker(i, r) + idx);
+		}
+		GUEST_SYNC(r);
+	}
+}
+
 /*
  * fast_pf_access: round 0 writes every page, odd rounds every page, even
  * rounds a pseudo-random half, so that the dirty log of an even round has
@@ -230,14 +282,19 @@ static void guest_access_code(void)
 static u64 opt_npages = 4096;
 static u32 opt_rounds = 40;
 
+static bool opt_parallel;
+
+/* The rust_* keys are always there; the others only in the test build. */
 enum {
 	RS_RUST_FIXED, RS_RUST_SPURIOUS, RS_RUST_INVALID, RS_C_FIXED,
-	RS_C_SPURIOUS, RS_C_INVALID, RS_OFF_INVALID, RS_NR
+	RS_C_SPURIOUS, RS_C_INVALID, RS_OFF_INVALID, RS_RUST_LOST,
+	RS_RUST_BOUND, RS_C_LOST, RS_C_BOUND, RS_NR
 };
 
 static const char *const rs_keys[RS_NR] = {
 	"rust_fixed", "rust_spurious", "rust_invalid", "c_fixed",
-	"c_spurious", "c_invalid", "off_invalid",
+	"c_spurious", "c_invalid", "off_invalid", "rust_lost_cmpxchg",
+	"rust_retry_bound", "c_lost_cmpxchg", "c_retry_bound",
 };
 
 /*
@@ -890,6 +947,137 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 	}
 }
 
+/* ---- fast_pf.race ---------------------------------------------------------------- */
+
+#define RACE_ROUNDS	8
+#define RACE_VCPUS	2
+
+#define RACE_ROUND_FMT "race: round %lu: %lu pages missing from the dirty log, %lu words wrong (first: page %lu word %d = %#lx)\n"
+#define RACE_SUMMARY_FMT "race: %d vCPUs x %lu pages x %d rounds: pf_fast +%lu, %s fixed +%lu (want %lu) spurious +%lu, lost compare-exchanges +%lu, retry bound hit +%lu\n"
+
+/* Run round @r on every vCPU of @t at once (each in a thread of its own). */
+static void race_round(struct test_vm *t, u64 r)
+{
+	struct vcpu_arg a[RACE_VCPUS];
+	pthread_t th[RACE_VCPUS];
+	int i;
+
+	guest_round = r;
+	sync_global_to_guest(t->vm, guest_round);
+	for (i = 0; i < t->nr_vcpus; i++) {
+		a[i].vcpu = t->vcpu[i];
+		a[i].r = r;
+		pthread_create(&th[i], NULL, vcpu_thread, &a[i]);
+	}
+	for (i = 0; i < t->nr_vcpus; i++)
+		pthread_join(th[i], NULL);
+}
+
+/*
+ * The vCPUs of fast_pf.race start each round together and write the same
+ * pages in the same order, each its own word of each page, after the dirty
+ * log write-protected them all: their write faults on a page come at about
+ * the same time, and where two fast paths read the same write-protected
+ * snapshot, one compare-exchange wins and the other loses, re-walks and
+ * finds the fix (spurious).  Whatever the interleaving: each page is fixed
+ * once per round, the log is exactly the pages, and no write is lost.
+ */
+TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
+{
+	u64 n = opt_npages, r, i, pf0 = 0, pf1 = 0, want_fixed;
+	u64 bad_rounds = 0, d[RS_NR] = {};
+	const char *mode = self->mode;
+	bool tdp = self->tdp_mmu;
+	bool off = tdp && !strcmp(mode, "off");
+	bool c = !strcmp(mode, "c");
+	struct rs_stats rs0, rs1;
+	struct test_vm t;
+	int v;
+
+	__test_vm_create(&t, VM_MEM_SRC_ANONYMOUS, n, RACE_VCPUS, guest_race_code);
+	for (v = 0; v < RACE_VCPUS; v++)
+		vcpu_args_set(t.vcpu[v], 1, v);
+	guest_nr_vcpus = RACE_VCPUS;
+	guest_lockstep = 0;
+	sync_global_to_guest(t.vm, guest_nr_vcpus);
+	sync_global_to_guest(t.vm, guest_lockstep);
+	race_round(&t, 0);			/* populate: slow path */
+	guest_lockstep = opt_parallel;
+	sync_global_to_guest(t.vm, guest_lockstep);
+	enable_dirty_logging(&t);
+
+	for (v = 0; v < RACE_VCPUS; v++)
+		pf0 += vcpu_get_stat(t.vcpu[v], pf_fast);
+	read_rs_stats(&rs0);
+	for (r = 1; r <= RACE_ROUNDS; r++) {
+		u64 missing = 0, wrong = 0, first = 0, value = 0;
+		int first_word = 0;
+
+		race_round(&t, r);
+		bitmap_zero(t.bmap, t.npages);
+		kvm_vm_get_dirty_log(t.vm, TEST_SLOT, t.bmap);	/* re-protects */
+		for (i = 0; i < n; i++) {
+			u64 *p = addr_gpa2hva(t.vm, TEST_GPA + i * PG_SIZE);
+
+			if (!test_bit(i, t.bmap))
+				missing++;
+			for (v = 0; v < RACE_VCPUS; v++) {
+				if (p[v] == marker(i, r) + v || wrong++)
+					continue;
+				first = i;
+				first_word = v;
+				value = p[v];
+			}
+		}
+		/* every page was written: the log is exact if none is missing */
+		if (missing || wrong) {
+			ksft_print_msg(RACE_ROUND_FMT, (unsigned long)r,
+				       (unsigned long)missing, (unsigned long)wrong, (unsigned long)first,
+				       first_word, (unsigned long)value);
+			bad_rounds++;
+		}
+	}
+	read_rs_stats(&rs1);
+	for (v = 0; v < RACE_VCPUS; v++)
+		pf1 += vcpu_get_stat(t.vcpu[v], pf_fast);
+	test_vm_free(&t);
+
+	EXPECT_EQ(0, bad_rounds) TH_LOG("rounds with a wrong dirty log or a lost write");
+	if (!rs0.valid || !rs1.valid || !rs1.c_off || !tdp || off) {
+		ksft_print_msg("race: %d vCPUs x %lu pages x %d rounds: pf_fast +%lu; %s\n",
+			       RACE_VCPUS, (unsigned long)n, RACE_ROUNDS,
+			       (unsigned long)(pf1 - pf0),
+			       !tdp || off ? "no TDP MMU fast path: races not counted" :
+			       "no lost compare-exchange counters (stock modules or production build)");
+		/* stock modules have no counters: the run checks the rest */
+		if (opt_parallel && tdp && !off && rs1.valid)
+			EXPECT_TRUE(false) TH_LOG("-P needs the test build's counters");
+		return;
+	}
+	rs_delta(&rs0, &rs1, d);
+	print_rs_delta(d);
+	want_fixed = n * RACE_ROUNDS;
+	ksft_print_msg(RACE_SUMMARY_FMT, RACE_VCPUS, (unsigned long)n, RACE_ROUNDS,
+		       (unsigned long)(pf1 - pf0), mode,
+		       (unsigned long)d[c ? RS_C_FIXED : RS_RUST_FIXED],
+		       (unsigned long)want_fixed,
+		       (unsigned long)d[c ? RS_C_SPURIOUS : RS_RUST_SPURIOUS],
+		       (unsigned long)d[c ? RS_C_LOST : RS_RUST_LOST],
+		       (unsigned long)d[c ? RS_C_BOUND : RS_RUST_BOUND]);
+	/* one fix per page and round; every other fast outcome is spurious */
+	EXPECT_EQ(want_fixed, d[c ? RS_C_FIXED : RS_RUST_FIXED]);
+	EXPECT_EQ(pf1 - pf0, d[c ? RS_C_FIXED : RS_RUST_FIXED] +
+			     d[c ? RS_C_SPURIOUS : RS_RUST_SPURIOUS]);
+	/* a loser re-walks and finds the winner's fix: at most one loss each */
+	EXPECT_LE(d[c ? RS_C_LOST : RS_RUST_LOST], d[c ? RS_C_SPURIOUS : RS_RUST_SPURIOUS]);
+	EXPECT_EQ(0, d[c ? RS_C_BOUND : RS_RUST_BOUND]);
+	EXPECT_EQ(0, d[c ? RS_RUST_LOST : RS_C_LOST]) TH_LOG("the other implementation lost exchanges");
+	if (opt_parallel) {
+		EXPECT_LT(0, d[c ? RS_C_LOST : RS_RUST_LOST])
+			TH_LOG("-P: no compare-exchange was lost, the fast paths never raced");
+	}
+}
+
 /* ---- fast_pf_access.*.access -------------------------------------------------- */
 
 /*
@@ -1398,9 +1586,10 @@ static void exit_skip_if_all_skipped(void)
 
 static void help(const char *name)
 {
-	printf("usage: %s [-n pages] [-i rounds] [harness options]\n"
+	printf("usage: %s [-n pages] [-i rounds] [-P] [harness options]\n"
 	       "  -n  pages per memslot (default %lu, at least 64)\n"
 	       "  -i  rounds of fast_pf.switch (default %u)\n"
+	       "  -P  fast_pf.race: lockstep vCPUs; fail unless a compare-exchange was lost\n"
 	       "harness options (-l lists the tests; e.g. -t 4k, -t access, -r fast_pf.switch):\n",
 	       name, (unsigned long)opt_npages, opt_rounds);
 }
@@ -1408,13 +1597,13 @@ static void help(const char *name)
 #define R_NOT_ROUNDS_FMT "-r %s: -r runs a test by name; the switch rounds are -i\n"
 
 /*
- * Take -n and -i out of argv; the rest, in order, is for test_harness_run(),
+ * Take -n, -i and -P out of argv; the rest, in order, is for test_harness_run(),
  * which rejects options it does not know.  Returns the new argc.
  */
 static int parse_args(int argc, char *argv[], char *hargv[], bool *list_only)
 {
-	/* ours (-n, -i), then the harness's */
-	static const char optstring[] = "n:i:dhlt:T:r:f:F:v:V:";
+	/* ours (-n, -i, -P), then the harness's */
+	static const char optstring[] = "n:i:Pdhlt:T:r:f:F:v:V:";
 	int opt, hargc = 0;
 
 	hargv[hargc++] = argv[0];
@@ -1427,6 +1616,9 @@ static int parse_args(int argc, char *argv[], char *hargv[], bool *list_only)
 			continue;
 		case 'i':
 			opt_rounds = atoi_positive("Rounds (-i)", optarg);
+			continue;
+		case 'P':
+			opt_parallel = true;
 			continue;
 		case 'r':
 			if (optarg[0] >= '0' && optarg[0] <= '9') {
