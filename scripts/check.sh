@@ -124,9 +124,12 @@ stage_errors() {
 # never did under single-threaded TCG (Documentation/kvm-rs/testing.rst,
 # "Flaky tests": the measured rates). make check runs them with
 # `vm.sh --tcg single` and the rest with MTTCG (real parallel guest CPUs,
-# e.g. the switch test's mode flips against the vCPU). TCG=multi|single
-# runs every test in that mode instead.
-SMP_TESTS="fast_pf-spurious dirty_log_perf-v2 dirty_log_perf-o dirty_log_perf-thp
+# e.g. the switch test's mode flips against the vCPU). The exceptions, run
+# under MTTCG because they are about vCPUs in parallel, with their own
+# measured rates: fast_pf-race and diff-race (two vCPUs' fast paths on one
+# SPTE; they fail if no compare-exchange was lost) and fast_pf-spurious.
+# TCG=multi|single runs every test in that mode instead.
+SMP_TESTS="dirty_log_perf-v2 dirty_log_perf-o dirty_log_perf-thp
 	dirty_log_perf-thp-o dirty_log_perf-v4 dirty_log_perf-v4-o dirty_log_page_split
 	memslot_modification diff-mode"
 

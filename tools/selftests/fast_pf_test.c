@@ -49,7 +49,7 @@
  *
  * Options of this test, taken out before the harness parses the rest:
  *   -n <pages>   pages per memslot (default 4096, at least 64)
- *   -i <rounds>  rounds of fast_pf.switch (default 40)
+ *   -i <rounds>  rounds of fast_pf.switch and fast_pf.race (default 40)
  *   -P           fast_pf.race: the vCPUs meet before every page, and the
  *                test fails unless a compare-exchange was lost (for runs
  *                where the vCPUs execute in parallel)
@@ -949,11 +949,10 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 
 /* ---- fast_pf.race ---------------------------------------------------------------- */
 
-#define RACE_ROUNDS	8
 #define RACE_VCPUS	2
 
 #define RACE_ROUND_FMT "race: round %lu: %lu pages missing from the dirty log, %lu words wrong (first: page %lu word %d = %#lx)\n"
-#define RACE_SUMMARY_FMT "race: %d vCPUs x %lu pages x %d rounds: pf_fast +%lu, %s fixed +%lu (want %lu) spurious +%lu, lost compare-exchanges +%lu, retry bound hit +%lu\n"
+#define RACE_SUMMARY_FMT "race: %d vCPUs x %lu pages x %u rounds: pf_fast +%lu, %s fixed +%lu (want %lu) spurious +%lu, lost compare-exchanges +%lu, retry bound hit +%lu\n"
 
 /* Run round @r on every vCPU of @t at once (each in a thread of its own). */
 static void race_round(struct test_vm *t, u64 r)
@@ -1009,7 +1008,7 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 	for (v = 0; v < RACE_VCPUS; v++)
 		pf0 += vcpu_get_stat(t.vcpu[v], pf_fast);
 	read_rs_stats(&rs0);
-	for (r = 1; r <= RACE_ROUNDS; r++) {
+	for (r = 1; r <= opt_rounds; r++) {
 		u64 missing = 0, wrong = 0, first = 0, value = 0;
 		int first_word = 0;
 
@@ -1044,8 +1043,8 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 
 	EXPECT_EQ(0, bad_rounds) TH_LOG("rounds with a wrong dirty log or a lost write");
 	if (!rs0.valid || !rs1.valid || !rs1.c_off || !tdp || off) {
-		ksft_print_msg("race: %d vCPUs x %lu pages x %d rounds: pf_fast +%lu; %s\n",
-			       RACE_VCPUS, (unsigned long)n, RACE_ROUNDS,
+		ksft_print_msg("race: %d vCPUs x %lu pages x %u rounds: pf_fast +%lu; %s\n",
+			       RACE_VCPUS, (unsigned long)n, opt_rounds,
 			       (unsigned long)(pf1 - pf0),
 			       !tdp || off ? "no TDP MMU fast path: races not counted" :
 			       "no lost compare-exchange counters (stock modules or production build)");
@@ -1056,8 +1055,8 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 	}
 	rs_delta(&rs0, &rs1, d);
 	print_rs_delta(d);
-	want_fixed = n * RACE_ROUNDS;
-	ksft_print_msg(RACE_SUMMARY_FMT, RACE_VCPUS, (unsigned long)n, RACE_ROUNDS,
+	want_fixed = n * opt_rounds;
+	ksft_print_msg(RACE_SUMMARY_FMT, RACE_VCPUS, (unsigned long)n, opt_rounds,
 		       (unsigned long)(pf1 - pf0), mode,
 		       (unsigned long)d[c ? RS_C_FIXED : RS_RUST_FIXED],
 		       (unsigned long)want_fixed,
@@ -1588,7 +1587,7 @@ static void help(const char *name)
 {
 	printf("usage: %s [-n pages] [-i rounds] [-P] [harness options]\n"
 	       "  -n  pages per memslot (default %lu, at least 64)\n"
-	       "  -i  rounds of fast_pf.switch (default %u)\n"
+	       "  -i  rounds of fast_pf.switch and fast_pf.race (default %u)\n"
 	       "  -P  fast_pf.race: lockstep vCPUs; fail unless a compare-exchange was lost\n"
 	       "harness options (-l lists the tests; e.g. -t 4k, -t access, -r fast_pf.switch):\n",
 	       name, (unsigned long)opt_npages, opt_rounds);
