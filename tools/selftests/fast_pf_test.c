@@ -1031,8 +1031,8 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 		/* every page was written: the log is exact if none is missing */
 		if (missing || wrong) {
 			ksft_print_msg(RACE_ROUND_FMT, (unsigned long)r,
-				       (unsigned long)missing, (unsigned long)wrong, (unsigned long)first,
-				       first_word, (unsigned long)value);
+				       (unsigned long)missing, (unsigned long)wrong,
+				       (unsigned long)first, first_word, (unsigned long)value);
 			bad_rounds++;
 		}
 	}
@@ -1070,7 +1070,8 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 	/* a loser re-walks and finds the winner's fix: at most one loss each */
 	EXPECT_LE(d[c ? RS_C_LOST : RS_RUST_LOST], d[c ? RS_C_SPURIOUS : RS_RUST_SPURIOUS]);
 	EXPECT_EQ(0, d[c ? RS_C_BOUND : RS_RUST_BOUND]);
-	EXPECT_EQ(0, d[c ? RS_RUST_LOST : RS_C_LOST]) TH_LOG("the other implementation lost exchanges");
+	EXPECT_EQ(0, d[c ? RS_RUST_LOST : RS_C_LOST])
+		TH_LOG("the other implementation lost exchanges");
 	if (opt_parallel) {
 		EXPECT_LT(0, d[c ? RS_C_LOST : RS_RUST_LOST])
 			TH_LOG("-P: no compare-exchange was lost, the fast paths never raced");
@@ -1519,11 +1520,10 @@ TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
 	} else if (!rs1.c_off && (!strcmp(mode, "c") || off)) {
 		/* a production build counts only the Rust path */
 		ksft_print_msg("no c_* or off_* counters (production build): rust_* checked\n");
-		if (off) {
+		if (off)
 			EXPECT_EQ(0, pf_fast);
-		} else {
+		if (!off)
 			EXPECT_LE(ac.aged, pf_fast);
-		}
 		EXPECT_EQ(0, sum[RS_RUST_FIXED]);
 		EXPECT_EQ(0, sum[RS_RUST_SPURIOUS]);
 	} else if (!strcmp(mode, "rust") || !strcmp(mode, "c")) {
