@@ -16,7 +16,7 @@ step "demo 2/5: reference kernel"; scripts/kernel.sh
 kdir=$(scripts/kernel.sh --print-dir)
 step "demo 3/5: modules";          scripts/build.sh --kdir "$kdir"
 step "demo 4/5: KVM selftests";    scripts/selftests.sh
-step "demo 5/5: dirty_log_perf_test under perf in a VM (about 1 minute)"
+step "demo 5/5: dirty_log_perf_test under perf in a VM"
 mkdir -p build/logs
 log=build/logs/demo-guest.log
 out=build/logs/demo.out

@@ -95,7 +95,7 @@ for opt in "${!want[@]}"; do
 done
 [ -z "$lost" ] || die "kernel: options dropped by olddefconfig (missing dependencies):$lost"
 
-step "kernel: building bzImage, Rust crates and modules with -j$(nproc) (6-10 min on 2 cores)"
+step "kernel: building bzImage, Rust crates and modules with -j$(nproc) (567-857 s on the 2-core build machine: Documentation/kvm-rs/testing.rst)"
 start=$(date +%s)
 "${kmake[@]}" -j"$(nproc)" all > "$builddir/build.log" 2>&1 \
 	|| { tail -30 "$builddir/build.log" >&2; die "kernel: build failed, log: $builddir/build.log"; }
