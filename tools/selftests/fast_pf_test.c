@@ -865,6 +865,26 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+/* Run round @r on every vCPU of @t at once (each in a thread of its own). */
+static void run_round_all(struct test_vm *t, u64 r)
+{
+	struct vcpu_arg a[ARRAY_SIZE(t->vcpu)];
+	pthread_t th[ARRAY_SIZE(t->vcpu)];
+	int i;
+
+	guest_round = r;
+	sync_global_to_guest(t->vm, guest_round);
+	for (i = 0; i < t->nr_vcpus; i++) {
+		a[i].vcpu = t->vcpu[i];
+		a[i].r = r;
+		pthread_create(&th[i], NULL, vcpu_thread, &a[i]);
+	}
+	for (i = 0; i < t->nr_vcpus; i++)
+		pthread_join(th[i], NULL);
+}
+
+#define RACE_VCPUS	2
+
 #define SPURIOUS_SUMMARY_FMT "spurious: 2 vCPUs x %lu pages: pf_fast +%lu, trace total %lu fixed %lu (want %lu) spurious %lu, dirty log %lu missing %lu extra\n"
 
 /*
@@ -879,12 +899,9 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 	const char *mode = self->mode;
 	bool tdp = self->tdp_mmu;
 	bool off = tdp && !strcmp(mode, "off");
-	struct vcpu_arg a[2];
 	struct trace_count tc;
 	struct rs_stats rs0, rs1;
 	struct test_vm t;
-	pthread_t th[2];
-	int i;
 
 	test_vm_create(&t, VM_MEM_SRC_ANONYMOUS, n, 2);
 	guest_round = 0; guest_mod = 0; guest_first = 0; guest_stride = 1;
@@ -899,15 +916,7 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 	pf0 = vcpu_get_stat(t.vcpu[0], pf_fast) + vcpu_get_stat(t.vcpu[1], pf_fast);
 	read_rs_stats(&rs0);
 	trace_begin();
-	guest_round = 1;
-	sync_global_to_guest(t.vm, guest_round);
-	for (i = 0; i < 2; i++) {
-		a[i].vcpu = t.vcpu[i];
-		a[i].r = 1;
-		pthread_create(&th[i], NULL, vcpu_thread, &a[i]);
-	}
-	for (i = 0; i < 2; i++)
-		pthread_join(th[i], NULL);
+	run_round_all(&t, 1);
 	trace_end(&tc);
 	read_rs_stats(&rs1);
 	pf1 = vcpu_get_stat(t.vcpu[0], pf_fast) + vcpu_get_stat(t.vcpu[1], pf_fast);
@@ -949,28 +958,8 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 
 /* ---- fast_pf.race ---------------------------------------------------------------- */
 
-#define RACE_VCPUS	2
-
 #define RACE_ROUND_FMT "race: round %lu: %lu pages missing from the dirty log, %lu words wrong (first: page %lu word %d = %#lx)\n"
 #define RACE_SUMMARY_FMT "race: %d vCPUs x %lu pages x %u rounds: pf_fast +%lu, %s fixed +%lu (want %lu) spurious +%lu, lost compare-exchanges +%lu, retry bound hit +%lu\n"
-
-/* Run round @r on every vCPU of @t at once (each in a thread of its own). */
-static void race_round(struct test_vm *t, u64 r)
-{
-	struct vcpu_arg a[RACE_VCPUS];
-	pthread_t th[RACE_VCPUS];
-	int i;
-
-	guest_round = r;
-	sync_global_to_guest(t->vm, guest_round);
-	for (i = 0; i < t->nr_vcpus; i++) {
-		a[i].vcpu = t->vcpu[i];
-		a[i].r = r;
-		pthread_create(&th[i], NULL, vcpu_thread, &a[i]);
-	}
-	for (i = 0; i < t->nr_vcpus; i++)
-		pthread_join(th[i], NULL);
-}
 
 /*
  * The vCPUs of fast_pf.race start each round together and write the same
@@ -1000,7 +989,7 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 	guest_lockstep = 0;
 	sync_global_to_guest(t.vm, guest_nr_vcpus);
 	sync_global_to_guest(t.vm, guest_lockstep);
-	race_round(&t, 0);			/* populate: slow path */
+	run_round_all(&t, 0);			/* populate: slow path */
 	guest_lockstep = opt_parallel;
 	sync_global_to_guest(t.vm, guest_lockstep);
 	enable_dirty_logging(&t);
@@ -1012,7 +1001,7 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 		u64 missing = 0, wrong = 0, first = 0, value = 0;
 		int first_word = 0;
 
-		race_round(&t, r);
+		run_round_all(&t, r);
 		bitmap_zero(t.bmap, t.npages);
 		kvm_vm_get_dirty_log(t.vm, TEST_SLOT, t.bmap);	/* re-protects */
 		for (i = 0; i < n; i++) {
