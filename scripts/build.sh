@@ -89,16 +89,19 @@ stage=$out.stage
 rm -rf "$stage"; mkdir -p "$stage/arch/x86" "$stage/virt"
 cp -a "$src/arch/x86/kvm" "$stage/arch/x86/kvm"
 cp -a "$src/virt/kvm" "$stage/virt/kvm"
+mkdir -p "$stage/$(dirname "$OOT_HEADER")"
+cp -a "$src/$OOT_HEADER" "$stage/$OOT_HEADER"
 # patches/<kver>/series: the patches in order, each with the repository
 # files it adds (repo-path:tree-path). Only the arch/x86/kvm and virt/kvm
-# part is built here; the selftest patches are for `make series`.
+# part (and $OOT_HEADER, see scripts/lib.sh) is built here; the selftest
+# patches are for `make series`.
 series_file=$KVMRS_ROOT/patches/$kver/series
 [ -f "$series_file" ] || die "build: $series_file missing"
 while read -r name files; do
 	case "$name" in ''|'#'*) continue ;; esac
 	p=$KVMRS_ROOT/patches/$kver/$name
 	[ -f "$p" ] || die "build: $series_file names $name, which does not exist"
-	if grep -qE '^\+\+\+ b/(arch/x86/kvm|virt/kvm)/' "$p"; then
+	if grep -qE "^\+\+\+ b/(arch/x86/kvm/|virt/kvm/|$OOT_HEADER)" "$p"; then
 		patch -s -p1 -d "$stage" --no-backup-if-mismatch < "$p" > "$stage.patchlog" 2>&1 \
 			|| { cat "$stage.patchlog" >&2; die "build: patch $name does not apply to $src"; }
 	fi

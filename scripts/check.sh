@@ -224,7 +224,7 @@ stage_intree() {
 		--tests "fast_pf-access,diff-mode" --log "$logdir/guest-intree-intel.log"
 	run intree-off-amd scripts/vm.sh --quiet --tcg single --kdir "$ib" \
 		--modules "$KVMRS_ROOT/build/intree-off/arch/x86/kvm" --kvm-params "tdp_mmu=Y" --tests fast_pf-4k \
-		--cmd "no-kvm-rs=test ! -e /sys/module/kvm/parameters/tdp_fast_pf && test ! -e /sys/kernel/debug/kvm_rs && ! grep -q kvm_rs /proc/kallsyms" \
+		--cmd "no-kvm-rs=test ! -e /sys/module/kvm/parameters/tdp_fast_pf && test ! -e /sys/kernel/debug/kvm_rs && test -e /sys/kernel/debug/kvm/pf_fast && test ! -e /sys/kernel/debug/kvm/rust_fast_pf_fixed && ! grep -q kvm_rs /proc/kallsyms" \
 		--log "$logdir/guest-intree-off-amd.log"
 }
 

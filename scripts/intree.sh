@@ -58,7 +58,7 @@ mbuild() {
 	local kdir=$1 o=$2 c=$3 t
 	shift 3
 	t=$(mktemp -d)
-	git -C "$work" archive "$c" arch/x86/kvm virt/kvm | tar -x -C "$t"
+	git -C "$work" archive "$c" arch/x86/kvm virt/kvm "$OOT_HEADER" | tar -x -C "$t"
 	oot_kvm_makefile "$t/arch/x86/kvm/Makefile" "$@" || die "intree: cannot adapt the Makefile"
 	sed -i '1a ccflags-y += -Werror' "$t/arch/x86/kvm/Makefile"
 	cp "$KVMRS_ROOT/Kbuild" "$t/Kbuild"
@@ -75,7 +75,7 @@ mbuild() {
 if [ "$what" = bisect ]; then
 	rc=0
 	for c in "${commits[@]}"; do
-		git -C "$work" diff --quiet "$c^" "$c" -- arch/x86/kvm virt/kvm && continue
+		git -C "$work" diff --quiet "$c^" "$c" -- arch/x86/kvm virt/kvm "$OOT_HEADER" && continue
 		name=$(git -C "$work" log -1 --format=%s "$c")
 		for opt in on off; do
 			# one directory per setting, built incrementally from patch to patch

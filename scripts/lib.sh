@@ -23,6 +23,12 @@ die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
 # KVM_RUST_FAST_PF and KVM_RUST_FAST_PF_DIFF (the differential check is
 # built in: these are test builds); "-" for none. Also used by
 # scripts/series.sh to compare the two forms.
+# The one header outside arch/x86/kvm and virt/kvm that the series changes
+# (the vCPU stats): the out-of-tree build puts its patched copy first on the
+# include path (NOSTDINC_FLAGS comes before the tree's -I flags), so that
+# kvm.ko, kvm-amd.ko and kvm-intel.ko are all compiled against it.
+OOT_HEADER=arch/x86/include/asm/kvm_host.h
+
 oot_kvm_makefile() {
 	local mk=$1 o mkopts="" ccopts="" rsopts=""
 	shift
@@ -42,6 +48,7 @@ CONFIG_$o := y"
 	sed -i "1a\\
 \\
 # kvm-rs out-of-tree build (scripts/lib.sh): the options of the series.$mkopts\\
+NOSTDINC_FLAGS := -I\$(KBUILD_EXTMOD)/arch/x86/include \$(NOSTDINC_FLAGS)\\
 ccflags-y +=$ccopts\\
 rustflags-y +=$rsopts -Dwarnings" "$mk"
 }

@@ -41,7 +41,7 @@ out=$KVMRS_ROOT/build/series
 work=$KVMRS_ROOT/build/series.work
 # The pristine files the series touches; a patch of the series that touches
 # anything else fails to apply, which says to add it here.
-paths=(arch/x86/kvm virt/kvm tools/testing/selftests/kvm)
+paths=("$OOT_HEADER" arch/x86/kvm virt/kvm tools/testing/selftests/kvm)
 
 export GIT_AUTHOR_NAME="kvm-rs developers" GIT_AUTHOR_EMAIL="kvm-rs@localhost"
 export GIT_COMMITTER_NAME="kvm-rs developers" GIT_COMMITTER_EMAIL="kvm-rs@localhost"
@@ -183,14 +183,14 @@ else
 	drift=0 files=0
 	while IFS= read -r f; do
 		files=$((files + 1))
-		theirs=$fresh/arch/x86/kvm/$f
-		[ "$f" = Makefile ] && theirs=$fresh.Makefile
-		if ! cmp -s "$theirs" "$against/arch/x86/kvm/$f"; then
-			echo "    differs: arch/x86/kvm/$f"; drift=1
+		theirs=$fresh/$f
+		[ "$f" = arch/x86/kvm/Makefile ] && theirs=$fresh.Makefile
+		if ! cmp -s "$theirs" "$against/$f"; then
+			echo "    differs: $f"; drift=1
 		fi
-	done < <(cd "$fresh/arch/x86/kvm" && find . -type f | sed 's|^\./||' | sort)
+	done < <(cd "$fresh" && { find arch/x86/kvm -type f; echo "$OOT_HEADER"; } | sort)
 	if [ "$drift" = 0 ]; then
-		echo "ok - the $files files of arch/x86/kvm after the series are the ones the out-of-tree build compiled"
+		echo "ok - the $files files of arch/x86/kvm and $OOT_HEADER after the series are the ones the out-of-tree build compiled"
 	else
 		echo "not ok - the series and the out-of-tree build differ (rebuild with 'make', or fix patches/$KVER/series)"; rc=1
 	fi

@@ -197,7 +197,12 @@ static void *vcpu_thread(void *arg)
 
 /* ---- host helpers ---------------------------------------------------------- */
 
-/* kvm_rs counters: "key value" lines, read leniently (any keys). */
+/*
+ * kvm_rs counters: the Rust path's results from the vCPU stats (kvm.ko with
+ * kvm.tdp_fast_pf), as rust_fixed, rust_spurious and rust_invalid, then the
+ * other "key value" lines of KVMRS_STATS (test builds only), read leniently
+ * (any keys).
+ */
 #define RS_MAX 32
 struct rs_stats {
 	int n;
@@ -205,21 +210,44 @@ struct rs_stats {
 	u64 val[RS_MAX];
 };
 
+static void rs_add(struct rs_stats *s, const char *key, u64 v)
+{
+	int i;
+
+	for (i = 0; i < s->n; i++)
+		if (!strcmp(s->key[i], key))
+			return;
+	if (s->n < RS_MAX) {
+		snprintf(s->key[s->n], sizeof(s->key[0]), "%s", key);
+		s->val[s->n++] = v;
+	}
+}
+
 static void read_rs_stats(struct rs_stats *s)
 {
+	u64 fixed = 0, spurious = 0, invalid = 0;
 	char line[256], key[40];
 	unsigned long long v;
 	FILE *f;
+	int i;
 
 	s->n = 0;
+	if (access(PARAM_MODE, F_OK))
+		return;
+	for (i = 0; i < nr_vcpus; i++) {
+		fixed += vcpu_get_stat(vcpus[i], rust_fast_pf_fixed);
+		spurious += vcpu_get_stat(vcpus[i], rust_fast_pf_spurious);
+		invalid += vcpu_get_stat(vcpus[i], rust_fast_pf_invalid);
+	}
+	rs_add(s, "rust_fixed", fixed);
+	rs_add(s, "rust_spurious", spurious);
+	rs_add(s, "rust_invalid", invalid);
 	f = fopen(KVMRS_STATS, "r");
 	if (!f)
 		return;
-	while (s->n < RS_MAX && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%39s %llu", key, &v) != 2)
-			continue;
-		snprintf(s->key[s->n], sizeof(s->key[0]), "%s", key);
-		s->val[s->n++] = v;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%39s %llu", key, &v) == 2)
+			rs_add(s, key, v);
 	}
 	fclose(f);
 }

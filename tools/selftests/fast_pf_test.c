@@ -15,8 +15,8 @@
  *           dirty logging, write every page again.  Asserts the dirty bitmap
  *           is exactly the N pages, the vCPU stat pf_fast grew by N (0 with
  *           kvm.tdp_fast_pf=off on the TDP MMU), N kvmmmu:fast_page_fault
- *           events with "fixed 1" (tracefs), and the kvm_rs counters
- *           (/sys/kernel/debug/kvm_rs/fast_pf_stats) of the active mode.
+ *           events with "fixed 1" (tracefs), and the kvm_rs counters of
+ *           the active mode (below).
  *   fast_pf_huge.no_eager_split.huge, fast_pf_huge.eager_split.huge
  *           anonymous_thp backing: 2M mappings under dirty logging must not
  *           be made writable by the fast path; every written 4K page must be
@@ -61,9 +61,13 @@
  * mount with the memory controller, else it is skipped.
  *
  * Module interface (kvm-rs): /sys/module/kvm/parameters/tdp_fast_pf =
- * rust|c|off, /sys/kernel/debug/kvm_rs/fast_pf_stats ("key value" lines).
- * With stock modules those are absent: fast_pf.switch is skipped and the
- * kvm_rs counter checks are not made.  The fixtures save the module
+ * rust|c|off; the vCPU stats rust_fast_pf_{fixed,spurious,invalid} (the
+ * Rust path's results); in the test build (CONFIG_KVM_RUST_FAST_PF_DIFF)
+ * also /sys/kernel/debug/kvm_rs/fast_pf_stats ("key value" lines: every
+ * path's results, lost compare-exchanges, the differential check), whose
+ * rust_* counts must move as the vCPU stats do.  With stock modules those
+ * are absent: fast_pf.switch is skipped and the kvm_rs counter checks are
+ * not made.  The fixtures save the module
  * parameters a test changes and restore them in the harness's parent
  * process, so a failed or crashed test does not leave them changed.
  *
@@ -284,7 +288,19 @@ static u32 opt_rounds = 40;
 
 static bool opt_parallel;
 
-/* The rust_* keys are always there; the others only in the test build. */
+struct test_vm {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu[2];
+	int nr_vcpus;
+	u64 npages;
+	unsigned long *bmap;
+};
+
+/*
+ * The rust_* counts are the vCPU stats rust_fast_pf_{fixed,spurious,invalid}
+ * of kvm.ko with kvm.tdp_fast_pf; the others are in KVMRS_STATS, which only
+ * the test build (CONFIG_KVM_RUST_FAST_PF_DIFF) has.
+ */
 enum {
 	RS_RUST_FIXED, RS_RUST_SPURIOUS, RS_RUST_INVALID, RS_C_FIXED,
 	RS_C_SPURIOUS, RS_C_INVALID, RS_OFF_INVALID, RS_RUST_LOST,
@@ -298,17 +314,20 @@ static const char *const rs_keys[RS_NR] = {
 };
 
 /*
- * valid: the file exists; c_off: it has the C and off counters, which only
- * the test build (CONFIG_KVM_RUST_FAST_PF_DIFF) keeps.  Missing counters
- * read as 0.
+ * valid: kvm.ko is ours (it has kvm.tdp_fast_pf, hence the vCPU stats);
+ * c_off: KVMRS_STATS exists, with the C and off counters and the test
+ * build's own count of the Rust path (file_rust), which must agree with the
+ * vCPU stats.  Missing counters read as 0.
  */
 struct rs_stats {
 	bool valid;
 	bool c_off;
 	u64 v[RS_NR];
+	u64 file_rust[RS_C_FIXED];
 };
 
-static void read_rs_stats(struct rs_stats *s)
+/* The counters now, while @t's vCPUs exist (the vCPU stats go with them). */
+static void read_rs_stats(const struct test_vm *t, struct rs_stats *s)
 {
 	char line[256], key[128];
 	unsigned long long val;
@@ -316,6 +335,14 @@ static void read_rs_stats(struct rs_stats *s)
 	FILE *f;
 
 	memset(s, 0, sizeof(*s));
+	if (access(PARAM_MODE, F_OK))
+		return;
+	for (i = 0; i < t->nr_vcpus; i++) {
+		s->v[RS_RUST_FIXED] += vcpu_get_stat(t->vcpu[i], rust_fast_pf_fixed);
+		s->v[RS_RUST_SPURIOUS] += vcpu_get_stat(t->vcpu[i], rust_fast_pf_spurious);
+		s->v[RS_RUST_INVALID] += vcpu_get_stat(t->vcpu[i], rust_fast_pf_invalid);
+	}
+	s->valid = true;
 	f = fopen(KVMRS_STATS, "r");
 	if (!f)
 		return;
@@ -323,31 +350,39 @@ static void read_rs_stats(struct rs_stats *s)
 		if (sscanf(line, "%127s %llu", key, &val) != 2)
 			continue;
 		for (i = 0; i < RS_NR; i++) {
-			if (!strcmp(key, rs_keys[i])) {
+			if (strcmp(key, rs_keys[i]))
+				continue;
+			if (i < RS_C_FIXED) {
+				s->file_rust[i] = val;
+				found++;
+			} else {
 				s->v[i] = val;
-				if (i < RS_C_FIXED)
-					found++;
-				else
-					found_c_off++;
+				found_c_off++;
 			}
 		}
 	}
 	fclose(f);
-	TEST_ASSERT(found == RS_C_FIXED, "%s has %d of the %d rust_* keys",
-		    KVMRS_STATS, found, RS_C_FIXED);
-	TEST_ASSERT(!found_c_off || found_c_off == RS_NR - RS_C_FIXED,
-		    "%s has %d of the %d c_* and off_* keys", KVMRS_STATS,
-		    found_c_off, RS_NR - RS_C_FIXED);
-	s->c_off = found_c_off;
-	s->valid = true;
+	TEST_ASSERT(found == RS_C_FIXED && found_c_off == RS_NR - RS_C_FIXED,
+		    "%s has %d of the %d keys", KVMRS_STATS, found + found_c_off,
+		    RS_NR);
+	s->c_off = true;
 }
 
+/*
+ * The deltas from @a to @b; in the test build, also that its own count of
+ * the Rust path moved as the vCPU stats did (nothing else runs a VM here).
+ */
 static void rs_delta(const struct rs_stats *a, const struct rs_stats *b, u64 *d)
 {
 	int i;
 
 	for (i = 0; i < RS_NR; i++)
 		d[i] = b->v[i] - a->v[i];
+	for (i = 0; b->c_off && a->c_off && i < RS_C_FIXED; i++)
+		TEST_ASSERT(b->file_rust[i] - a->file_rust[i] == d[i],
+			    "vCPU stats: %s +%llu, but %s: +%llu", rs_keys[i],
+			    (unsigned long long)d[i], KVMRS_STATS,
+			    (unsigned long long)(b->file_rust[i] - a->file_rust[i]));
 }
 
 static void print_rs_delta(const u64 *d)
@@ -451,14 +486,6 @@ static void trace_end(struct trace_count *tc)
 }
 
 /* ---- VM setup ---------------------------------------------------------- */
-
-struct test_vm {
-	struct kvm_vm *vm;
-	struct kvm_vcpu *vcpu[2];
-	int nr_vcpus;
-	u64 npages;
-	unsigned long *bmap;
-};
 
 static void __test_vm_create(struct test_vm *t, enum vm_mem_backing_src_type src,
 			     u64 npages, int nr_vcpus, void *guest)
@@ -673,11 +700,11 @@ TEST_F_TIMEOUT(fast_pf, 4k, FAST_PF_TIMEOUT)
 	enable_dirty_logging(&t);
 
 	pf0 = vcpu_get_stat(t.vcpu[0], pf_fast);
-	read_rs_stats(&rs0);
+	read_rs_stats(&t, &rs0);
 	trace_begin();
 	run_round(&t, 1, 0);			/* every page: one WP fault */
 	trace_end(&tc);
-	read_rs_stats(&rs1);
+	read_rs_stats(&t, &rs1);
 	pf1 = vcpu_get_stat(t.vcpu[0], pf_fast);
 	check_log(&t, 1, 0, &missing, &extra, &expected);
 	test_vm_free(&t);
@@ -708,7 +735,7 @@ TEST_F_TIMEOUT(fast_pf, 4k, FAST_PF_TIMEOUT)
 
 	if (!rs0.valid || !rs1.valid) {
 		ksft_print_msg("4k: kvm_rs counters not checked (no %s: stock modules?)\n",
-			       KVMRS_STATS);
+			       PARAM_MODE);
 		return;
 	}
 	rs_delta(&rs0, &rs1, d);
@@ -817,7 +844,7 @@ TEST_F_TIMEOUT(fast_pf, switch, FAST_PF_TIMEOUT)
 	test_vm_create(&t, VM_MEM_SRC_ANONYMOUS, n, 1);
 	run_round(&t, 0, 0);
 	enable_dirty_logging(&t);
-	read_rs_stats(&rs0);
+	read_rs_stats(&t, &rs0);
 
 	WRITE_ONCE(switch_stop, false);
 	pthread_create(&th, NULL, switcher, NULL);
@@ -835,7 +862,7 @@ TEST_F_TIMEOUT(fast_pf, switch, FAST_PF_TIMEOUT)
 	WRITE_ONCE(switch_stop, true);
 	pthread_join(th, NULL);
 	TEST_ASSERT(write_file_str(PARAM_MODE, self->mode), "restoring tdp_fast_pf=%s", self->mode);
-	read_rs_stats(&rs1);
+	read_rs_stats(&t, &rs1);
 	if (rs0.valid && rs1.valid) {
 		u64 d[RS_NR];
 
@@ -914,11 +941,11 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 	enable_dirty_logging(&t);
 
 	pf0 = vcpu_get_stat(t.vcpu[0], pf_fast) + vcpu_get_stat(t.vcpu[1], pf_fast);
-	read_rs_stats(&rs0);
+	read_rs_stats(&t, &rs0);
 	trace_begin();
 	run_round_all(&t, 1);
 	trace_end(&tc);
-	read_rs_stats(&rs1);
+	read_rs_stats(&t, &rs1);
 	pf1 = vcpu_get_stat(t.vcpu[0], pf_fast) + vcpu_get_stat(t.vcpu[1], pf_fast);
 	check_log(&t, 1, 0, &missing, &extra, &expected);
 	test_vm_free(&t);
@@ -996,7 +1023,7 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 
 	for (v = 0; v < RACE_VCPUS; v++)
 		pf0 += vcpu_get_stat(t.vcpu[v], pf_fast);
-	read_rs_stats(&rs0);
+	read_rs_stats(&t, &rs0);
 	for (r = 1; r <= opt_rounds; r++) {
 		u64 missing = 0, wrong = 0, first = 0, value = 0;
 		int first_word = 0;
@@ -1025,7 +1052,7 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 			bad_rounds++;
 		}
 	}
-	read_rs_stats(&rs1);
+	read_rs_stats(&t, &rs1);
 	for (v = 0; v < RACE_VCPUS; v++)
 		pf1 += vcpu_get_stat(t.vcpu[v], pf_fast);
 	test_vm_free(&t);
@@ -1393,12 +1420,12 @@ TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
 		u64 round_aged = age_memory(&t, self->memcg, aged, &ac);
 
 		pf0 = vcpu_get_stat(t.vcpu[0], pf_fast);
-		read_rs_stats(&rs0);
+		read_rs_stats(&t, &rs0);
 		trace_begin();
 		run_round(&t, r, 0);
 		fixed_events += trace_fixed_pages(&t, fixed, &slot, &lost);
 		slot_fixed += slot;
-		read_rs_stats(&rs1);
+		read_rs_stats(&t, &rs1);
 		pf1 = vcpu_get_stat(t.vcpu[0], pf_fast);
 		pf_fast += pf1 - pf0;
 		rs_valid &= rs0.valid && rs1.valid;
@@ -1504,7 +1531,7 @@ TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
 		TH_LOG("accessed pages not aged again: restored SPTEs left looking idle");
 	if (!rs_valid) {
 		ksft_print_msg("kvm_rs counters not checked (no %s: stock modules?)\n",
-			       KVMRS_STATS);
+			       PARAM_MODE);
 		EXPECT_LE(ac.aged, pf_fast);
 	} else if (!rs1.c_off && (!strcmp(mode, "c") || off)) {
 		/* a production build counts only the Rust path */
