@@ -40,13 +40,14 @@ struct kvm_memory_slot;
 #define KVM_RS_DIFF_LEVEL	3	/* ... at different levels */
 #define KVM_RS_DIFF_SNAPSHOT	4	/* ... having read different values */
 #define KVM_RS_DIFF_NEW_SPTE	5	/* both fix, with different new SPTEs */
-#define KVM_RS_DIFF_NR		6
+#define KVM_RS_DIFF_ACTED	6	/* either, on the snapshot Rust acted on */
+#define KVM_RS_DIFF_NR		7
 /*
  * Also reported, after KVM_RS_DIFF_OK, for a fix on which both sides agreed
  * (same walk, decision and new SPTE), by what it fixes; counted apart.
  */
-#define KVM_RS_DIFF_ACC_TRACK	6	/* restores an access-tracked SPTE */
-#define KVM_RS_DIFF_WRITE_PROTECT 7	/* makes a write-protected SPTE writable */
+#define KVM_RS_DIFF_ACC_TRACK	7	/* restores an access-tracked SPTE */
+#define KVM_RS_DIFF_WRITE_PROTECT 8	/* makes a write-protected SPTE writable */
 
 /* Levels of a TDP root (PT64_ROOT_MAX_LEVEL) and get_walk's array size. */
 #define KVM_RS_ROOT_MAX_LEVEL	5
@@ -147,6 +148,13 @@ void kvm_rs_trace_fast_page_fault(struct kvm_vcpu *vcpu,
  */
 void kvm_rs_c_fast_pf(const struct kvm_rs_fast_pf *pf,
 		      struct kvm_rs_diff_side *c);
+/*
+ * fast_pf_decide() on the very snapshot @c->spte at @c->level that the Rust
+ * path acted on, whatever a walk would find now: sets @c->ret and
+ * @c->new_spte.
+ */
+void kvm_rs_c_fast_pf_decide(const struct kvm_rs_fast_pf *pf,
+			     struct kvm_rs_diff_side *c);
 void kvm_rs_diff_report(const struct kvm_rs_fast_pf *pf, int what,
 			const struct kvm_rs_diff_side *rust,
 			const struct kvm_rs_diff_side *c);

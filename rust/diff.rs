@@ -10,6 +10,8 @@
 //! can change the tree between the two walks, so a difference in the walk
 //! counts only if a fresh pair of walks reproduces it; the decision and the
 //! new SPTE are compared on walks that agree, i.e. on the same input. The
+//! decision the Rust path acted on is also checked against the C's decision
+//! on that very snapshot (`acted`), so a re-walk never hides it. The
 //! fixes both sides agree on are counted by kind ([`fix_kind`]), so that a
 //! run shows which branches of the decision it checked.
 
@@ -55,6 +57,28 @@ unsafe fn c_side(pf: &kvm_rs_fast_pf) -> kvm_rs_diff_side {
     c
 }
 
+/// The C's decision on the snapshot of `rust`, the one the Rust path acted
+/// on: `kvm_rs_c_fast_pf_decide()`.
+///
+/// # Safety
+///
+/// `pf` is the fault description the C passed to
+/// `kvm_rs_tdp_fast_page_fault()`.
+unsafe fn c_decision_on(pf: &kvm_rs_fast_pf, rust: &kvm_rs_diff_side) -> kvm_rs_diff_side {
+    let mut c = kvm_rs_diff_side {
+        sptep: rust.sptep,
+        spte: rust.spte,
+        level: rust.level,
+        ..kvm_rs_diff_side::default()
+    };
+    // SAFETY: `kvm_rs_c_fast_pf_decide()` requires (mmu/kvm_rs.h) `pf` to
+    // be the C's fault description (this function's `# Safety`) and `c` to
+    // be valid for reads and writes (a local); it follows no pointer of
+    // `c`: it decides on the value and level in it.
+    unsafe { bindings::kvm_rs_c_fast_pf_decide(pf, &mut c) };
+    c
+}
+
 /// Whether two walks agree: same SPTE, same value, same level.
 fn walked_alike(rust: &kvm_rs_diff_side, c: &kvm_rs_diff_side) -> bool {
     (rust.sptep, rust.spte, rust.level) == (c.sptep, c.spte, c.level)
@@ -96,7 +120,10 @@ pub(crate) unsafe fn differential_check(
     last: &LastSpte<'_, RcuSection>,
     decision: &Decision,
 ) {
-    let mut rust = rust_side(last, decision);
+    let acted = rust_side(last, decision);
+    // SAFETY: `pf` is the C's (this function's `# Safety`).
+    let c_acted = unsafe { c_decision_on(pf, &acted) };
+    let mut rust = acted;
     // SAFETY: `pf` is the C's, and `last` borrows `section`, so the RCU
     // read lock is held (this function's `# Safety`).
     let mut c = unsafe { c_side(pf) };
@@ -112,12 +139,18 @@ pub(crate) unsafe fn differential_check(
             c = unsafe { c_side(pf) };
         }
     }
-    let report = |what: u32| {
+    let report_sides = |what: u32, rust: &kvm_rs_diff_side, c: &kvm_rs_diff_side| {
         // SAFETY: `kvm_rs_diff_report()` requires `pf` to be the C's fault
         // description (this function's `# Safety`) and `rust` and `c` to be
-        // valid for reads (locals); it only counts and prints.
-        unsafe { bindings::kvm_rs_diff_report(pf, what as c_int, &rust, &c) }
+        // valid for reads (references); it only counts and prints.
+        unsafe { bindings::kvm_rs_diff_report(pf, what as c_int, rust, c) }
     };
+    let report = |what: u32| report_sides(what, &rust, &c);
+    // What the Rust path did with `last` is checked on `last` itself, even
+    // where a re-walk is what the rest is compared on.
+    if (acted.ret, acted.new_spte) != (c_acted.ret, c_acted.new_spte) {
+        report_sides(bindings::KVM_RS_DIFF_ACTED, &acted, &c_acted);
+    }
     if rust.sptep != c.sptep {
         report(bindings::KVM_RS_DIFF_WALK);
     }
