@@ -41,13 +41,14 @@ struct kvm_memory_slot;
 #define KVM_RS_DIFF_SNAPSHOT	4	/* ... having read different values */
 #define KVM_RS_DIFF_NEW_SPTE	5	/* both fix, with different new SPTEs */
 #define KVM_RS_DIFF_ACTED	6	/* either, on the snapshot Rust acted on */
-#define KVM_RS_DIFF_NR		7
+#define KVM_RS_DIFF_DIRTY	7	/* marked dirty other than once per W 0->1 */
+#define KVM_RS_DIFF_NR		8
 /*
  * Also reported, after KVM_RS_DIFF_OK, for a fix on which both sides agreed
  * (same walk, decision and new SPTE), by what it fixes; counted apart.
  */
-#define KVM_RS_DIFF_ACC_TRACK	7	/* restores an access-tracked SPTE */
-#define KVM_RS_DIFF_WRITE_PROTECT 8	/* makes a write-protected SPTE writable */
+#define KVM_RS_DIFF_ACC_TRACK	8	/* restores an access-tracked SPTE */
+#define KVM_RS_DIFF_WRITE_PROTECT 9	/* makes a write-protected SPTE writable */
 
 /* Levels of a TDP root (PT64_ROOT_MAX_LEVEL) and get_walk's array size. */
 #define KVM_RS_ROOT_MAX_LEVEL	5
@@ -69,7 +70,8 @@ struct kvm_rs_root {
 /*
  * kvm.tdp_fast_pf_diff: what one side computes for a fault: the SPTE its walk
  * ends at, the value it read there, its level, the decision on that value
- * (KVM_RS_RET_PF_*) and, for KVM_RS_RET_PF_FIXED, the new SPTE (else 0).
+ * (KVM_RS_RET_PF_*) and, for KVM_RS_RET_PF_FIXED, the new SPTE (else 0);
+ * for KVM_RS_DIFF_DIRTY, how often the fault marked the page dirty.
  */
 struct kvm_rs_diff_side {
 	u64 *sptep;
@@ -77,6 +79,7 @@ struct kvm_rs_diff_side {
 	u64 new_spte;
 	int level;
 	int ret;
+	int dirty;
 };
 
 /* One TDP MMU fast page fault, filled by mmu.c before calling Rust. */
@@ -155,6 +158,12 @@ void kvm_rs_c_fast_pf(const struct kvm_rs_fast_pf *pf,
  */
 void kvm_rs_c_fast_pf_decide(const struct kvm_rs_fast_pf *pf,
 			     struct kvm_rs_diff_side *c);
+/*
+ * How often fast_pf_fix_direct_spte() marks the page dirty for the fix of
+ * @c->spte into @c->new_spte (once if it makes the SPTE writable, else
+ * never): sets @c->dirty.
+ */
+void kvm_rs_c_fast_pf_dirty(struct kvm_rs_diff_side *c);
 void kvm_rs_diff_report(const struct kvm_rs_fast_pf *pf, int what,
 			const struct kvm_rs_diff_side *rust,
 			const struct kvm_rs_diff_side *c);

@@ -11,7 +11,8 @@
 //! counts only if a fresh pair of walks reproduces it; the decision and the
 //! new SPTE are compared on walks that agree, i.e. on the same input. The
 //! decision the Rust path acted on is also checked against the C's decision
-//! on that very snapshot (`acted`), so a re-walk never hides it. The
+//! on that very snapshot (`acted`), so a re-walk never hides it, and how
+//! often the fault marked the page dirty against the C's rule (`dirty`). The
 //! fixes both sides agree on are counted by kind ([`fix_kind`]), so that a
 //! run shows which branches of the decision it checked.
 
@@ -37,6 +38,8 @@ fn rust_side(last: &LastSpte<'_, RcuSection>, decision: &Decision) -> kvm_rs_dif
         // `LastSpte::level` is in 1..=5: the cast does not truncate.
         level: last.level() as c_int,
         ret,
+        // Only `dirty_check()` fills it in.
+        dirty: 0,
     }
 }
 
@@ -77,6 +80,42 @@ unsafe fn c_decision_on(pf: &kvm_rs_fast_pf, rust: &kvm_rs_diff_side) -> kvm_rs_
     // `c`: it decides on the value and level in it.
     unsafe { bindings::kvm_rs_c_fast_pf_decide(pf, &mut c) };
     c
+}
+
+/// Check the dirty marking of one fast page fault against the C's rule:
+/// `fix` is the old and new SPTE of the fix the Rust path applied, if it
+/// fixed the fault, and `marks` how often it marked the page dirty. The C
+/// side (`kvm_rs_c_fast_pf_dirty()`) says how often
+/// `fast_pf_fix_direct_spte()` would have: once for W 0->1, else never, and
+/// never without a fix.
+///
+/// # Safety
+///
+/// `pf` is the fault description the C passed to
+/// `kvm_rs_tdp_fast_page_fault()`.
+pub(crate) unsafe fn dirty_check(pf: &kvm_rs_fast_pf, fix: Option<(u64, u64)>, marks: u32) {
+    let mut rust = kvm_rs_diff_side {
+        dirty: c_int::try_from(marks).unwrap_or(c_int::MAX),
+        ..kvm_rs_diff_side::default()
+    };
+    let mut c = kvm_rs_diff_side::default();
+    if let Some((old, new)) = fix {
+        rust.spte = old;
+        rust.new_spte = new;
+        rust.ret = RET_PF_FIXED;
+        c = kvm_rs_diff_side { dirty: 0, ..rust };
+        // SAFETY: `kvm_rs_c_fast_pf_dirty()` requires `c` to be valid for
+        // reads and writes (a local); it only computes from its values.
+        unsafe { bindings::kvm_rs_c_fast_pf_dirty(&mut c) };
+    }
+    if rust.dirty != c.dirty {
+        // SAFETY: `kvm_rs_diff_report()` requires `pf` to be the C's fault
+        // description (this function's `# Safety`) and `rust` and `c` to be
+        // valid for reads (locals); it only counts and prints.
+        unsafe {
+            bindings::kvm_rs_diff_report(pf, bindings::KVM_RS_DIFF_DIRTY as c_int, &rust, &c)
+        };
+    }
 }
 
 /// Whether two walks agree: same SPTE, same value, same level.

@@ -166,9 +166,10 @@ pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -
         // SAFETY: `pf` is the caller's, as this function's `# Safety` says.
         return unsafe { tdp_fast_page_fault_differential(pf) };
     }
-    // The default path: `observe` does nothing and compiles to nothing.
+    // The default path: `observe` and `marked_dirty` do nothing and compile
+    // to nothing.
     // SAFETY: `pf` is the caller's, as this function's `# Safety` says.
-    unsafe { tdp_fast_page_fault(pf, |_, _, _, _, _, _| {}) }
+    unsafe { tdp_fast_page_fault(pf, |_, _, _, _, _, _| {}, || {}) }
 }
 
 /// The fast path with `kvm.tdp_fast_pf_diff=Y`, kept out of line so that the
@@ -181,25 +182,44 @@ pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -
 #[cold]
 #[inline(never)]
 unsafe fn tdp_fast_page_fault_differential(pf: &kvm_rs_fast_pf) -> c_int {
+    // The old and new SPTE of the last fix decided (the one applied, if the
+    // fault ends fixed), and how often the page was marked dirty.
+    let decided = core::cell::Cell::new(None);
+    let marks = core::cell::Cell::new(0u32);
     let observe = |pf: &kvm_rs_fast_pf,
                    section: &RcuSection,
                    masks: &Masks,
                    root: &Root<'_>,
                    last: &tdp_mmu::LastSpte<'_, RcuSection>,
                    decision: &fast_pf::Decision| {
+        decided.set(match *decision {
+            fast_pf::Decision::Fix(new) => Some((last.spte(), new)),
+            _ => None,
+        });
         // SAFETY: `differential_check()` requires `pf` to be the C's fault
         // description, and `section`, `masks`, `root`, `last` and `decision`
         // what the fast path built from it and found: `tdp_fast_page_fault()`
         // passes exactly these, inside the section `last` borrows.
         unsafe { diff::differential_check(pf, section, masks, root, last, decision) }
     };
+    let marked_dirty = || marks.set(marks.get().wrapping_add(1));
     // SAFETY: this function's `# Safety` is `tdp_fast_page_fault()`'s.
-    unsafe { tdp_fast_page_fault(pf, observe) }
+    let ret = unsafe { tdp_fast_page_fault(pf, observe, marked_dirty) };
+    let fix = if ret == RET_PF_FIXED {
+        decided.get()
+    } else {
+        None
+    };
+    // SAFETY: `dirty_check()` requires `pf` to be the C's fault
+    // description: it is (this function's `# Safety`).
+    unsafe { diff::dirty_check(pf, fix, marks.get()) };
+    ret
 }
 
 /// The body of [`kvm_rs_tdp_fast_page_fault`]: one RCU read section around
 /// the fast-pf loop and the tracepoint. `observe` sees every snapshot and
-/// decision (the differential mode), inside the section.
+/// decision (the differential mode), inside the section; `marked_dirty` is
+/// called after each `mark_page_dirty_in_slot()`.
 ///
 /// # Safety
 ///
@@ -218,6 +238,7 @@ unsafe fn tdp_fast_page_fault(
         &tdp_mmu::LastSpte<'_, RcuSection>,
         &fast_pf::Decision,
     ),
+    mut marked_dirty: impl FnMut(),
 ) -> c_int {
     // SAFETY: `RcuSection::new()` requires `PAGE_OFFSET`: `page_offset` is
     // set to it by `kvm_rs_root_init()`, which filled `pf.root`.
@@ -236,7 +257,8 @@ unsafe fn tdp_fast_page_fault(
         // - `kvm` and `slot` are the fault's (this function's `# Safety`);
         // - a caller in a read-side section without mmu_lock, as the C fast
         //   path is (`section` is alive).
-        unsafe { bindings::mark_page_dirty_in_slot(pf.kvm, pf.slot, pf.gfn) }
+        unsafe { bindings::mark_page_dirty_in_slot(pf.kvm, pf.slot, pf.gfn) };
+        marked_dirty();
     };
     let outcome = fast_pf::fast_page_fault_observed(
         &section,
