@@ -225,23 +225,18 @@ static void rs_add(struct rs_stats *s, const char *key, u64 v)
 
 static void read_rs_stats(struct rs_stats *s)
 {
-	u64 fixed = 0, spurious = 0, invalid = 0;
 	char line[256], key[40];
 	unsigned long long v;
+	u64 rust[3];
 	FILE *f;
-	int i;
 
 	s->n = 0;
 	if (access(PARAM_MODE, F_OK))
 		return;
-	for (i = 0; i < nr_vcpus; i++) {
-		fixed += vcpu_get_stat(vcpus[i], rust_fast_pf_fixed);
-		spurious += vcpu_get_stat(vcpus[i], rust_fast_pf_spurious);
-		invalid += vcpu_get_stat(vcpus[i], rust_fast_pf_invalid);
-	}
-	rs_add(s, "rust_fixed", fixed);
-	rs_add(s, "rust_spurious", spurious);
-	rs_add(s, "rust_invalid", invalid);
+	kvmrs_rust_stats(vcpus, nr_vcpus, rust);
+	rs_add(s, "rust_fixed", rust[0]);
+	rs_add(s, "rust_spurious", rust[1]);
+	rs_add(s, "rust_invalid", rust[2]);
 	f = fopen(KVMRS_STATS, "r");
 	if (!f)
 		return;

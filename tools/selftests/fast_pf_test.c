@@ -337,11 +337,8 @@ static void read_rs_stats(const struct test_vm *t, struct rs_stats *s)
 	memset(s, 0, sizeof(*s));
 	if (access(PARAM_MODE, F_OK))
 		return;
-	for (i = 0; i < t->nr_vcpus; i++) {
-		s->v[RS_RUST_FIXED] += vcpu_get_stat(t->vcpu[i], rust_fast_pf_fixed);
-		s->v[RS_RUST_SPURIOUS] += vcpu_get_stat(t->vcpu[i], rust_fast_pf_spurious);
-		s->v[RS_RUST_INVALID] += vcpu_get_stat(t->vcpu[i], rust_fast_pf_invalid);
-	}
+	static_assert(RS_RUST_FIXED == 0 && RS_RUST_INVALID == 2, "kvmrs_rust_stats order");
+	kvmrs_rust_stats(t->vcpu, t->nr_vcpus, s->v);
 	s->valid = true;
 	f = fopen(KVMRS_STATS, "r");
 	if (!f)

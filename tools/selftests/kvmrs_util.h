@@ -15,8 +15,28 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kvm_util.h"
+
 #define PARAM_MODE	"/sys/module/kvm/parameters/tdp_fast_pf"
 #define KVMRS_STATS	"/sys/kernel/debug/kvm_rs/fast_pf_stats"
+
+/*
+ * The Rust path's results, the vCPU stats rust_fast_pf_fixed, _spurious and
+ * _invalid, summed over the @n vCPUs of @vcpus into @sum (in that order).
+ * Only kvm.ko with kvm.tdp_fast_pf (PARAM_MODE) has them.
+ */
+static inline void kvmrs_rust_stats(struct kvm_vcpu *const *vcpus, int n,
+				    u64 sum[3])
+{
+	int i;
+
+	memset(sum, 0, 3 * sizeof(*sum));
+	for (i = 0; i < n; i++) {
+		sum[0] += vcpu_get_stat(vcpus[i], rust_fast_pf_fixed);
+		sum[1] += vcpu_get_stat(vcpus[i], rust_fast_pf_spurious);
+		sum[2] += vcpu_get_stat(vcpus[i], rust_fast_pf_invalid);
+	}
+}
 
 /* Read a small sysfs/debugfs file into @buf, without trailing blanks. */
 static inline bool read_file_str(const char *path, char *buf, size_t len)
