@@ -95,7 +95,7 @@ for opt in "${!want[@]}"; do
 done
 [ -z "$lost" ] || die "kernel: options dropped by olddefconfig (missing dependencies):$lost"
 
-step "kernel: building bzImage, Rust crates and modules with -j$(nproc) (567-857 s on the 2-core build machine: Documentation/kvm-rs/testing.rst)"
+step "kernel: building bzImage, Rust crates and modules with -j$(nproc) (567-857 s in 'CI=true bash .ci/run' with an empty cache on the 2-core build machine: Documentation/kvm-rs/testing.rst, \"How long it takes\")"
 start=$(date +%s)
 "${kmake[@]}" -j"$(nproc)" all > "$builddir/build.log" 2>&1 \
 	|| { tail -30 "$builddir/build.log" >&2; die "kernel: build failed, log: $builddir/build.log"; }
@@ -103,7 +103,7 @@ start=$(date +%s)
 	|| die "kernel: no Rust metadata in $builddir/rust after the build"
 echo "linux-source-$KVER $(cat "$debver_file") flavor=$flavor built in $(( $(date +%s) - start ))s" > "$builddir/.kvmrs-built"
 ok "kernel: built $builddir in $(( $(date +%s) - start ))s"
-# Trees of this flavor built from older inputs are stale: drop them (0.5 GB each).
+# Trees of this flavor built from older inputs are stale: drop them.
 for old in "$KVMRS_CACHE/build/$KVER-$flavor-"*; do
 	[ "$old" = "$builddir" ] || [ ! -d "$old" ] || { step "kernel: removing stale $old"; rm -rf "$old"; }
 done
