@@ -36,6 +36,15 @@
  *           each vCPU wrote is intact.  The test build's counters show the
  *           compare-exchanges lost (the loser re-walks and finds the fix);
  *           with -P the test fails if none was lost.
+ *   fast_pf.mmio  the vCPU writes N times, alternately to two guest-physical
+ *           pages that no memslot backs: every write must exit to
+ *           userspace as MMIO with its address and value.  With
+ *           kvm.mmio_caching=Y the first write to each page installs an
+ *           MMIO SPTE and the others find it through kvm_tdp_mmu_get_walk()
+ *           (the Rust walk in kvm-rs): kvmmmu:handle_mmio_page_fault must
+ *           fire for N - 2 of them.  Alternating defeats the vCPU's
+ *           one-entry MMIO cache (vcpu->arch.mmio_gfn), which would
+ *           otherwise answer every fault on one page without a walk.
  *   fast_pf_access.{plain,dirty_log,counters}.access  (-t access) access
  *           tracking: the test runs in a memory cgroup of its own and ages
  *           the guest's memory through MGLRU, as access_tracking_perf_test
@@ -118,6 +127,11 @@
 #define TRACEFS		"/sys/kernel/tracing"
 #define TRACE_EVENT_EN	TRACEFS "/events/kvmmmu/fast_page_fault/enable"
 #define TRACE_AGED_EN	TRACEFS "/events/kvmmmu/kvm_tdp_mmu_spte_changed/enable"
+#define TRACE_MMIO_EN	TRACEFS "/events/kvmmmu/handle_mmio_page_fault/enable"
+
+/* fast_pf.mmio: a page no memslot backs, above TEST_GPA's slot */
+#define MMIO_GPA	0xc0000000ULL
+#define MMIO_GVA	MMIO_GPA
 
 /* fast_pf_access: aging rounds, each followed by a read (and write) of every page */
 #define ACCESS_ROUNDS	3
@@ -977,6 +991,114 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 					TH_LOG("kvm_rs %s", rs_keys[f + 1]);
 			}
 		}
+	}
+}
+
+/* ---- fast_pf.mmio ---------------------------------------------------------------- */
+
+#define MMIO_SUMMARY_FMT "mmio: %lu writes, %lu MMIO exits with the right address and value, mmio_caching=%c, handle_mmio_page_fault events %lu (want %lu%s)\n"
+
+static void guest_mmio_code(void)
+{
+	u64 n = READ_ONCE(guest_npages), i;
+
+	for (i = 0; i < n; i++)
+		WRITE_ONCE(*(u64 *)(MMIO_GVA + (i & 1) * PAGE_SIZE), marker(i, 0));
+	GUEST_DONE();
+}
+
+/* kvmmmu:handle_mmio_page_fault events in the trace, into @tc->total. */
+static void trace_mmio_end(struct trace_count *tc)
+{
+	char line[512];
+	FILE *f;
+
+	memset(tc, 0, sizeof(*tc));
+	f = trace_stop(TRACE_MMIO_EN);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (trace_line_lost(line))
+			tc->lost = true;
+		if (line[0] != '#' && strstr(line, "handle_mmio_page_fault:"))
+			tc->total++;
+	}
+	fclose(f);
+	tc->valid = true;
+}
+
+/*
+ * The vCPU writes -n times, alternately to the two pages at MMIO_GPA, which
+ * no memslot backs.  The first write to each takes the slow path, which
+ * installs an MMIO SPTE (with MMIO caching); each later one faults on that
+ * SPTE's reserved bits, misses the vCPU's MMIO cache (it holds the other
+ * page) and handle_mmio_page_fault() finds the SPTE with
+ * kvm_tdp_mmu_get_walk().  Every write must reach userspace as MMIO, with
+ * its address and value.
+ */
+TEST_F_TIMEOUT(fast_pf, mmio, FAST_PF_TIMEOUT)
+{
+	u64 n = opt_npages, exits = 0, want_events;
+	bool caching = get_kvm_param_bool("mmio_caching");
+	struct kvm_vcpu *vcpu;
+	struct trace_count tc;
+	struct kvm_vm *vm;
+	struct ucall uc;
+	bool done = false;
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_mmio_code);
+	virt_map(vm, MMIO_GVA, MMIO_GPA, 2);
+	guest_npages = n;
+	sync_global_to_guest(vm, guest_npages);
+	if (trace_available() && access(TRACE_MMIO_EN, W_OK) == 0)
+		trace_start(TRACE_MMIO_EN);
+	while (!done) {
+		struct kvm_run *run = vcpu->run;
+
+		vcpu_run(vcpu);
+		if (run->exit_reason == KVM_EXIT_MMIO) {
+			u64 v = 0;
+
+			TEST_ASSERT(run->mmio.is_write && run->mmio.len == 8 &&
+				    run->mmio.phys_addr == MMIO_GPA + (exits & 1) * PAGE_SIZE,
+				    "MMIO exit %lu: %s of %u bytes at %#llx, want an 8-byte write at %#llx",
+				    (unsigned long)exits, run->mmio.is_write ? "write" : "read",
+				    run->mmio.len, run->mmio.phys_addr,
+				    MMIO_GPA + (exits & 1) * PAGE_SIZE);
+			memcpy(&v, run->mmio.data, sizeof(v));
+			TEST_ASSERT(v == marker(exits, 0), "MMIO exit %lu wrote %#lx, want %#lx",
+				    (unsigned long)exits, (unsigned long)v,
+				    (unsigned long)marker(exits, 0));
+			exits++;
+			continue;
+		}
+		switch (get_ucall(vcpu, &uc)) {
+		case UCALL_DONE:
+			done = true;
+			break;
+		case UCALL_ABORT:
+			REPORT_GUEST_ASSERT(uc);
+			break;
+		default:
+			TEST_FAIL("unexpected exit %s, ucall %lu",
+				  exit_reason_str(run->exit_reason), (unsigned long)uc.cmd);
+		}
+	}
+	if (trace_available() && access(TRACE_MMIO_EN, W_OK) == 0)
+		trace_mmio_end(&tc);
+	else
+		memset(&tc, 0, sizeof(tc));
+	kvm_vm_free(vm);
+
+	want_events = caching && n > 2 ? n - 2 : 0;
+	ksft_print_msg(MMIO_SUMMARY_FMT, (unsigned long)n, (unsigned long)exits,
+		       caching ? 'Y' : 'N', (unsigned long)tc.total,
+		       (unsigned long)want_events, tc.valid ? "" : ", no tracefs: not checked");
+	EXPECT_EQ(n, exits);
+	if (tc.valid) {
+		EXPECT_FALSE(tc.lost);
+		EXPECT_EQ(want_events, tc.total)
+			TH_LOG("writes that found the MMIO SPTE through kvm_tdp_mmu_get_walk()");
 	}
 }
 
