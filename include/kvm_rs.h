@@ -42,13 +42,35 @@ struct kvm_memory_slot;
 #define KVM_RS_DIFF_NEW_SPTE	5	/* both fix, with different new SPTEs */
 #define KVM_RS_DIFF_ACTED	6	/* either, on the snapshot Rust acted on */
 #define KVM_RS_DIFF_DIRTY	7	/* marked dirty other than once per W 0->1 */
-#define KVM_RS_DIFF_NR		8
+#define KVM_RS_DIFF_RET		8	/* the fault's RET_PF_* differs from the C loop's */
+#define KVM_RS_DIFF_RETRIES	9	/* ... its lost exchanges, bound or walks */
+#define KVM_RS_DIFF_GET_WALK	10	/* kvm_tdp_mmu_get_walk(): levels or SPTEs */
+#define KVM_RS_DIFF_NR		11
 /*
  * Also reported, after KVM_RS_DIFF_OK, for a fix on which both sides agreed
  * (same walk, decision and new SPTE), by what it fixes; counted apart.
  */
-#define KVM_RS_DIFF_ACC_TRACK	8	/* restores an access-tracked SPTE */
-#define KVM_RS_DIFF_WRITE_PROTECT 9	/* makes a write-protected SPTE writable */
+#define KVM_RS_DIFF_ACC_TRACK	11	/* restores an access-tracked SPTE */
+#define KVM_RS_DIFF_WRITE_PROTECT 12	/* makes a write-protected SPTE writable */
+/* Counted apart too: one fault's loop checked, one get_walk checked. */
+#define KVM_RS_DIFF_FAULT_OK	13
+#define KVM_RS_DIFF_GET_WALK_OK	14
+
+/*
+ * kvm.tdp_fast_pf_diff: what the loop of one fast page fault met, for
+ * kvm_rs_c_fast_pf_loop(): for each walk, in order, the decision on its
+ * snapshot (KVM_RS_RET_PF_*, or KVM_RS_DIFF_NO_SPTE if the walk found no
+ * SPTE) and, for KVM_RS_RET_PF_FIXED, whether the compare-exchange installed
+ * the fix.  Only the first KVM_RS_DIFF_MAX_WALKS of @walks are recorded.
+ */
+#define KVM_RS_DIFF_NO_SPTE	(-1)
+#define KVM_RS_DIFF_MAX_WALKS	8
+
+struct kvm_rs_diff_loop {
+	int walks;
+	int decision[KVM_RS_DIFF_MAX_WALKS];
+	bool exchanged[KVM_RS_DIFF_MAX_WALKS];
+};
 
 /* Levels of a TDP root (PT64_ROOT_MAX_LEVEL) and get_walk's array size. */
 #define KVM_RS_ROOT_MAX_LEVEL	5
@@ -71,7 +93,12 @@ struct kvm_rs_root {
  * kvm.tdp_fast_pf_diff: what one side computes for a fault: the SPTE its walk
  * ends at, the value it read there, its level, the decision on that value
  * (KVM_RS_RET_PF_*) and, for KVM_RS_RET_PF_FIXED, the new SPTE (else 0);
- * for KVM_RS_DIFF_DIRTY, how often the fault marked the page dirty.
+ * for KVM_RS_DIFF_DIRTY, how often the fault marked the page dirty; for
+ * KVM_RS_DIFF_RET and KVM_RS_DIFF_RETRIES, the fault's result in @ret, the
+ * compare-exchanges it lost, whether it hit the retry bound and how many
+ * walks it made; for KVM_RS_DIFF_GET_WALK, the walk's last level in @ret and
+ * the first level whose SPTE differs (else the last) and that SPTE in
+ * @level and @spte.
  */
 struct kvm_rs_diff_side {
 	u64 *sptep;
@@ -80,6 +107,9 @@ struct kvm_rs_diff_side {
 	int level;
 	int ret;
 	int dirty;
+	int retries;
+	int bound;
+	int walks;
 };
 
 /* One TDP MMU fast page fault, filled by mmu.c before calling Rust. */
@@ -164,7 +194,16 @@ void kvm_rs_c_fast_pf_decide(const struct kvm_rs_fast_pf *pf,
  * never): sets @c->dirty.
  */
 void kvm_rs_c_fast_pf_dirty(struct kvm_rs_diff_side *c);
-void kvm_rs_diff_report(const struct kvm_rs_fast_pf *pf, int what,
+/*
+ * What fast_page_fault()'s loop returns, how many compare-exchanges it
+ * counts lost and whether it hits the retry bound, when its walks and
+ * exchanges meet those of @loop: sets @c->ret, @c->retries, @c->bound, and
+ * in @c->walks the walks it makes (one more than recorded if it would walk
+ * again).
+ */
+void kvm_rs_c_fast_pf_loop(const struct kvm_rs_diff_loop *loop,
+			   struct kvm_rs_diff_side *c);
+void kvm_rs_diff_report(u64 gfn, int what,
 			const struct kvm_rs_diff_side *rust,
 			const struct kvm_rs_diff_side *c);
 

@@ -12,9 +12,16 @@
 //! new SPTE are compared on walks that agree, i.e. on the same input. The
 //! decision the Rust path acted on is also checked against the C's decision
 //! on that very snapshot (`acted`), so a re-walk never hides it, and how
-//! often the fault marked the page dirty against the C's rule (`dirty`). The
-//! fixes both sides agree on are counted by kind ([`fix_kind`]), so that a
-//! run shows which branches of the decision it checked.
+//! often the fault marked the page dirty against the C's rule (`dirty`).
+//! After the fault, the whole loop is checked ([`loop_check`]): the
+//! decisions the Rust path took and which of its exchanges won are replayed
+//! through the C loop of `fast_page_fault()` (`kvm_rs_c_fast_pf_loop()`),
+//! and the RET_PF value (`ret`) and the retry count and bound (`retries`)
+//! compared; a walk that found no SPTE must be one the C walk makes too
+//! (`walk`). The fixes both sides agree on are counted by kind
+//! ([`fix_kind`]), so that a run shows which branches of the decision it
+//! checked. The MMIO walk, `kvm_tdp_mmu_get_walk()`, is checked in C
+//! against the C walk (`get_walk`), since C calls it.
 
 use crate::bindings::{self, kvm_rs_diff_side, kvm_rs_fast_pf};
 use crate::fast_pf::{self, Decision};
@@ -38,8 +45,8 @@ fn rust_side(last: &LastSpte<'_, RcuSection>, decision: &Decision) -> kvm_rs_dif
         // `LastSpte::level` is in 1..=5: the cast does not truncate.
         level: last.level() as c_int,
         ret,
-        // Only `dirty_check()` fills it in.
-        dirty: 0,
+        // Only `dirty_check()` and `loop_check()` fill in the rest.
+        ..kvm_rs_diff_side::default()
     }
 }
 
@@ -109,13 +116,105 @@ pub(crate) unsafe fn dirty_check(pf: &kvm_rs_fast_pf, fix: Option<(u64, u64)>, m
         unsafe { bindings::kvm_rs_c_fast_pf_dirty(&mut c) };
     }
     if rust.dirty != c.dirty {
-        // SAFETY: `kvm_rs_diff_report()` requires `pf` to be the C's fault
-        // description (this function's `# Safety`) and `rust` and `c` to be
-        // valid for reads (locals); it only counts and prints.
-        unsafe {
-            bindings::kvm_rs_diff_report(pf, bindings::KVM_RS_DIFF_DIRTY as c_int, &rust, &c)
-        };
+        report(pf.gfn, bindings::KVM_RS_DIFF_DIRTY, &rust, &c);
     }
+}
+
+/// Count one check (`what`, a `KVM_RS_DIFF_*`) or report one mismatch, with
+/// both sides: `kvm_rs_diff_report()`.
+fn report(gfn: u64, what: u32, rust: &kvm_rs_diff_side, c: &kvm_rs_diff_side) {
+    // SAFETY: `kvm_rs_diff_report()` requires `rust` and `c` to be valid for
+    // reads (references); it only counts and prints.
+    unsafe { bindings::kvm_rs_diff_report(gfn, what as c_int, rust, c) }
+}
+
+/// The loop of one fast page fault, as the differential mode records it:
+/// the decision on every walk's snapshot and the result of every
+/// compare-exchange, in order.
+#[derive(Default)]
+pub(crate) struct LoopRecord {
+    events: core::cell::Cell<bindings::kvm_rs_diff_loop>,
+}
+
+impl LoopRecord {
+    /// A walk whose snapshot got `decision` (`RET_PF_*`), or that found no
+    /// SPTE (`KVM_RS_DIFF_NO_SPTE`).
+    pub(crate) fn walked(&self, decision: c_int) {
+        let mut l = self.events.get();
+        if let Some(d) = usize::try_from(l.walks)
+            .ok()
+            .and_then(|i| l.decision.get_mut(i))
+        {
+            *d = decision;
+        }
+        l.walks = l.walks.saturating_add(1);
+        self.events.set(l);
+    }
+
+    /// The compare-exchange of the last walk's fix: `won` if it installed it.
+    pub(crate) fn exchanged(&self, won: bool) {
+        let mut l = self.events.get();
+        let last = usize::try_from(l.walks.saturating_sub(1)).ok();
+        if let Some(e) = last.and_then(|i| l.exchanged.get_mut(i)) {
+            *e = won;
+        }
+        self.events.set(l);
+    }
+}
+
+/// Check the loop of one fast page fault against `fast_page_fault()`'s: its
+/// result `ret`, the compare-exchanges it counted lost (`retries`), whether
+/// it hit the retry bound and how many walks it made, against what the C
+/// loop does with the same walks and exchanges (`kvm_rs_c_fast_pf_loop()`).
+/// A walk that found no SPTE (`walk_failed`) is checked against the C walk,
+/// which must find none either.
+///
+/// # Safety
+///
+/// - `pf` is the fault description the C passed to
+///   `kvm_rs_tdp_fast_page_fault()`;
+/// - if `walk_failed`, the caller is inside an RCU read section (the C
+///   walk's contract).
+pub(crate) unsafe fn loop_check(
+    pf: &kvm_rs_fast_pf,
+    record: &LoopRecord,
+    ret: c_int,
+    retries: u32,
+    bound_hit: bool,
+    walk_failed: bool,
+) {
+    if walk_failed {
+        // SAFETY: `pf` is the C's and the RCU read lock is held (this
+        // function's `# Safety`).
+        let c = unsafe { c_side(pf) };
+        if !c.sptep.is_null() {
+            let rust = kvm_rs_diff_side {
+                ret: RET_PF_INVALID,
+                ..kvm_rs_diff_side::default()
+            };
+            report(pf.gfn, bindings::KVM_RS_DIFF_WALK, &rust, &c);
+        }
+    }
+    let events = record.events.get();
+    let rust = kvm_rs_diff_side {
+        ret,
+        retries: c_int::try_from(retries).unwrap_or(c_int::MAX),
+        bound: c_int::from(bound_hit),
+        walks: events.walks,
+        ..kvm_rs_diff_side::default()
+    };
+    let mut c = kvm_rs_diff_side::default();
+    // SAFETY: `kvm_rs_c_fast_pf_loop()` requires `events` to be valid for
+    // reads and `c` for writes (locals); it reads only the first
+    // `min(walks, KVM_RS_DIFF_MAX_WALKS)` entries of `events`' arrays.
+    unsafe { bindings::kvm_rs_c_fast_pf_loop(&events, &mut c) };
+    if rust.ret != c.ret {
+        report(pf.gfn, bindings::KVM_RS_DIFF_RET, &rust, &c);
+    }
+    if (rust.retries, rust.bound, rust.walks) != (c.retries, c.bound, c.walks) {
+        report(pf.gfn, bindings::KVM_RS_DIFF_RETRIES, &rust, &c);
+    }
+    report(pf.gfn, bindings::KVM_RS_DIFF_FAULT_OK, &rust, &c);
 }
 
 /// Whether two walks agree: same SPTE, same value, same level.
@@ -178,12 +277,8 @@ pub(crate) unsafe fn differential_check(
             c = unsafe { c_side(pf) };
         }
     }
-    let report_sides = |what: u32, rust: &kvm_rs_diff_side, c: &kvm_rs_diff_side| {
-        // SAFETY: `kvm_rs_diff_report()` requires `pf` to be the C's fault
-        // description (this function's `# Safety`) and `rust` and `c` to be
-        // valid for reads (references); it only counts and prints.
-        unsafe { bindings::kvm_rs_diff_report(pf, what as c_int, rust, c) }
-    };
+    let report_sides =
+        |what: u32, rust: &kvm_rs_diff_side, c: &kvm_rs_diff_side| report(pf.gfn, what, rust, c);
     let report = |what: u32| report_sides(what, &rust, &c);
     // What the Rust path did with `last` is checked on `last` itself, even
     // where a re-walk is what the rest is compared on.

@@ -217,12 +217,13 @@ pub fn fast_page_fault<'s, S: Section>(
     fault: &Fault,
     mark_dirty: impl FnMut(),
 ) -> Outcome<'s, S> {
-    fast_page_fault_observed(section, masks, root, fault, mark_dirty, |_, _| {})
+    fast_page_fault_observed(section, masks, root, fault, mark_dirty, |_, _| {}, |_| {})
 }
 
 /// [`fast_page_fault`], calling `observe` with every snapshot and the
-/// decision taken on it, before acting on it (the differential mode checks
-/// them against the C).
+/// decision taken on it, before acting on it, and `exchanged` with the
+/// result of every compare-exchange (`true`: it installed the fix), after
+/// it (the differential mode checks them against the C).
 #[inline(always)]
 pub fn fast_page_fault_observed<'s, S: Section>(
     section: &'s S,
@@ -231,6 +232,7 @@ pub fn fast_page_fault_observed<'s, S: Section>(
     fault: &Fault,
     mut mark_dirty: impl FnMut(),
     mut observe: impl FnMut(&LastSpte<'s, S>, &Decision),
+    mut exchanged: impl FnMut(bool),
 ) -> Outcome<'s, S> {
     let mut retries: u32 = 0;
     loop {
@@ -252,7 +254,9 @@ pub fn fast_page_fault_observed<'s, S: Section>(
             Action::GiveUp => FastPfResult::Invalid,
             Action::Spurious => FastPfResult::Spurious,
             Action::Fix(fix) => {
-                if fix.apply(&mut mark_dirty) {
+                let won = fix.apply(&mut mark_dirty);
+                exchanged(won);
+                if won {
                     FastPfResult::Fixed
                 } else {
                     // `retries <= MAX_RETRIES` here (we return once it

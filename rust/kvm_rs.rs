@@ -166,10 +166,9 @@ pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -
         // SAFETY: `pf` is the caller's, as this function's `# Safety` says.
         return unsafe { tdp_fast_page_fault_differential(pf) };
     }
-    // The default path: `observe` and `marked_dirty` do nothing and compile
-    // to nothing.
+    // The default path: the hooks do nothing and compile to nothing.
     // SAFETY: `pf` is the caller's, as this function's `# Safety` says.
-    unsafe { tdp_fast_page_fault(pf, |_, _, _, _, _, _| {}, || {}) }
+    unsafe { tdp_fast_page_fault(pf, |_, _, _, _, _, _| {}, || {}, |_| {}, |_, _, _| {}) }
 }
 
 /// The fast path with `kvm.tdp_fast_pf_diff=Y`, kept out of line so that the
@@ -183,9 +182,11 @@ pub unsafe extern "C" fn kvm_rs_tdp_fast_page_fault(pf: *const kvm_rs_fast_pf) -
 #[inline(never)]
 unsafe fn tdp_fast_page_fault_differential(pf: &kvm_rs_fast_pf) -> c_int {
     // The old and new SPTE of the last fix decided (the one applied, if the
-    // fault ends fixed), and how often the page was marked dirty.
+    // fault ends fixed), how often the page was marked dirty, and the loop's
+    // walks and exchanges.
     let decided = core::cell::Cell::new(None);
     let marks = core::cell::Cell::new(0u32);
+    let record = diff::LoopRecord::default();
     let observe = |pf: &kvm_rs_fast_pf,
                    section: &RcuSection,
                    masks: &Masks,
@@ -196,6 +197,11 @@ unsafe fn tdp_fast_page_fault_differential(pf: &kvm_rs_fast_pf) -> c_int {
             fast_pf::Decision::Fix(new) => Some((last.spte(), new)),
             _ => None,
         });
+        record.walked(match *decision {
+            fast_pf::Decision::GiveUp => RET_PF_INVALID,
+            fast_pf::Decision::Spurious => RET_PF_SPURIOUS,
+            fast_pf::Decision::Fix(_) => RET_PF_FIXED,
+        });
         // SAFETY: `differential_check()` requires `pf` to be the C's fault
         // description, and `section`, `masks`, `root`, `last` and `decision`
         // what the fast path built from it and found: `tdp_fast_page_fault()`
@@ -203,8 +209,27 @@ unsafe fn tdp_fast_page_fault_differential(pf: &kvm_rs_fast_pf) -> c_int {
         unsafe { diff::differential_check(pf, section, masks, root, last, decision) }
     };
     let marked_dirty = || marks.set(marks.get().wrapping_add(1));
+    let finished = |pf: &kvm_rs_fast_pf, outcome: &fast_pf::Outcome<'_, RcuSection>, ret| {
+        if outcome.last.is_err() {
+            record.walked(bindings::KVM_RS_DIFF_NO_SPTE);
+        }
+        // SAFETY: `loop_check()` requires `pf` to be the C's fault
+        // description, and the RCU read lock: `tdp_fast_page_fault()` calls
+        // `finished` with its `pf`, inside its section (`outcome` borrows it).
+        unsafe {
+            diff::loop_check(
+                pf,
+                &record,
+                ret,
+                outcome.retries,
+                outcome.retries_exhausted,
+                outcome.last.is_err(),
+            )
+        }
+    };
+    let exchanged = |won| record.exchanged(won);
     // SAFETY: this function's `# Safety` is `tdp_fast_page_fault()`'s.
-    let ret = unsafe { tdp_fast_page_fault(pf, observe, marked_dirty) };
+    let ret = unsafe { tdp_fast_page_fault(pf, observe, marked_dirty, exchanged, finished) };
     let fix = if ret == RET_PF_FIXED {
         decided.get()
     } else {
@@ -217,9 +242,13 @@ unsafe fn tdp_fast_page_fault_differential(pf: &kvm_rs_fast_pf) -> c_int {
 }
 
 /// The body of [`kvm_rs_tdp_fast_page_fault`]: one RCU read section around
-/// the fast-pf loop and the tracepoint. `observe` sees every snapshot and
-/// decision (the differential mode), inside the section; `marked_dirty` is
-/// called after each `mark_page_dirty_in_slot()`.
+/// the fast-pf loop and the tracepoint. The hooks show the fault to the
+/// differential mode, inside the section (on the default path they are
+/// empty closures, which compile to nothing): `observe` every snapshot and
+/// the decision on it, before acting on it; `marked_dirty` each
+/// `mark_page_dirty_in_slot()`; `exchanged` the result of every
+/// compare-exchange (`true`: the fix is in); `finished` the loop's outcome
+/// and the `RET_PF_*` returned.
 ///
 /// # Safety
 ///
@@ -239,6 +268,8 @@ unsafe fn tdp_fast_page_fault(
         &fast_pf::Decision,
     ),
     mut marked_dirty: impl FnMut(),
+    exchanged: impl FnMut(bool),
+    finished: impl FnOnce(&kvm_rs_fast_pf, &fast_pf::Outcome<'_, RcuSection>, c_int),
 ) -> c_int {
     // SAFETY: `RcuSection::new()` requires `PAGE_OFFSET`: `page_offset` is
     // set to it by `kvm_rs_root_init()`, which filled `pf.root`.
@@ -267,6 +298,7 @@ unsafe fn tdp_fast_page_fault(
         &fault,
         mark_dirty,
         |last, d| observe(pf, &section, &masks, &root, last, d),
+        exchanged,
     );
     let ret = match outcome.result {
         FastPfResult::Invalid => RET_PF_INVALID,
@@ -276,6 +308,7 @@ unsafe fn tdp_fast_page_fault(
     if outcome.retries_exhausted {
         kernel::pr_warn_once!("Fast #PF retrying more than 4 times.\n");
     }
+    finished(pf, &outcome, ret);
     // The test build counts lost compare-exchanges, for the race test.
     #[cfg(CONFIG_KVM_RUST_FAST_PF_DIFF)]
     if outcome.retries != 0 {

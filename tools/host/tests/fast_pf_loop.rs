@@ -105,6 +105,46 @@ fn retries_up_to_max_then_invalid() {
     }
 }
 
+/// The differential mode's view of the loop: every decision, in order, then
+/// the result of its compare-exchange, as the C loop it is replayed on
+/// (`kvm_rs_c_fast_pf_loop()`) needs them.
+#[test]
+fn observed_sees_each_decision_then_its_exchange() {
+    let m = ept();
+    let masks = masks_of(&m);
+    for n in 0..=(MAX_RETRIES + 2) {
+        let (t, _p) = setup(4, WP);
+        let left = Cell::new(n);
+        let section = HookSection::new(t.section()).on_cmpxchg(|s: &AtomicU64, _| {
+            if left.get() > 0 {
+                left.set(left.get() - 1);
+                s.fetch_xor(NOISE, Ordering::SeqCst);
+            }
+        });
+        // 'd': a fix decided, 'w'/'l': its exchange won/lost.
+        let events = core::cell::RefCell::new(String::new());
+        let out = fast_pf::fast_page_fault_observed(
+            &section,
+            &masks,
+            &t.root(),
+            &write_fault(&m),
+            || {},
+            |_, d| {
+                assert!(matches!(d, fast_pf::Decision::Fix(_)), "n={n}: {d:?}");
+                events.borrow_mut().push('d');
+            },
+            |won| events.borrow_mut().push(if won { 'w' } else { 'l' }),
+        );
+        let lost = n.min(MAX_RETRIES + 1) as usize;
+        let mut want = "dl".repeat(lost);
+        if n <= MAX_RETRIES {
+            want.push_str("dw");
+        }
+        assert_eq!(*events.borrow(), want, "n={n}");
+        assert_eq!(out.retries as usize, lost, "n={n}");
+    }
+}
+
 #[test]
 fn other_cpu_fixes_first_no_dirty_mark() {
     let m = ept();
