@@ -15,6 +15,13 @@
 #                  shows no inlined frames)
 #   kvm-c          an access is in KVM's own C (kvm.ko, kvm-amd.ko)
 #   elsewhere      the core kernel
+# The self-check: the list's kcsan-plant test sets the test build's planted
+# data race (kvm.tdp_fast_pf_kcsan_plant, a plain x++ in
+# kvm_rs_kcsan_plant_hit() on every fast page fault) under densely sampling
+# KCSAN knobs; with our modules (rust, c) KCSAN must report that race in
+# that test, or the run fails: a run that cannot see the planted race
+# proves nothing by its zeros. The planted race reported in any other test
+# is a kvm-rs report like any other.
 # Verdict: FAIL on a kvm-rs report; on a kvm-rs-caller or kvm-c-patched
 # report the stock baseline does not show; on any other kernel report
 # (WARNING, BUG, lockdep, RCU stall, ...), a failed test, a hang or a module
@@ -23,6 +30,13 @@
 #
 #   scripts/check-kcsan.sh              build (cached), run the three VMs, analyze
 #   scripts/check-kcsan.sh --analyze    analyze the logs of the last run again
+#
+# Environment: KCSAN_CONFIGS (default "rust c stock") the configurations to
+# run; KCSAN_TESTS a comma-separated subset of kcsan.list's names;
+# KCSAN_PLANT=1 sets kvm.tdp_fast_pf_kcsan_plant=Y for the whole run of our
+# modules, i.e. the planted race in every test: the check must then fail
+# (make check-kcsan KCSAN_PLANT=1 KCSAN_CONFIGS=rust
+# KCSAN_TESTS=fast_pf-spurious-dense shows that it does).
 #
 # vm.sh's own exit status is not the verdict here: it fails on every "BUG:"
 # line, so on every KCSAN report. The logs are build/logs/kcsan-<cfg>.log,
@@ -41,7 +55,28 @@ esac
 logdir=${KVMRS_KCSAN_LOGDIR:-$KVMRS_ROOT/build/logs}
 mkdir -p "$logdir"
 # name, kvm.ko parameters, modules (ours or the tree's stock ones)
-configs=("rust|tdp_mmu=Y tdp_fast_pf=rust|ours" "c|tdp_mmu=Y tdp_fast_pf=c|ours" "stock|tdp_mmu=Y|stock")
+all_configs=("rust|tdp_mmu=Y tdp_fast_pf=rust|ours" "c|tdp_mmu=Y tdp_fast_pf=c|ours" "stock|tdp_mmu=Y|stock")
+configs=()
+for want in ${KCSAN_CONFIGS:-rust c stock}; do
+	found=0
+	for cfg in "${all_configs[@]}"; do
+		[ "${cfg%%|*}" = "$want" ] && { configs+=("$cfg"); found=1; }
+	done
+	[ $found = 1 ] || die "check-kcsan: unknown configuration '$want' in KCSAN_CONFIGS (rust, c, stock)"
+done
+case "${KCSAN_PLANT:-0}" in
+0|1) ;;
+*) die "check-kcsan: KCSAN_PLANT=${KCSAN_PLANT} (want 0 or 1)" ;;
+esac
+tests=(--tests "$KVMRS_ROOT/tools/vm/kcsan.list")
+if [ -n "${KCSAN_TESTS:-}" ]; then
+	for t in ${KCSAN_TESTS//,/ }; do
+		grep -q -E "^$t[[:space:]]" tools/vm/kcsan.list || die "check-kcsan: no test '$t' in tools/vm/kcsan.list"
+	done
+	tests=(--suite "$KVMRS_ROOT/tools/vm/kcsan.list" --tests "$KCSAN_TESTS")
+fi
+names=()
+for cfg in "${configs[@]}"; do names+=("${cfg%%|*}"); done
 start=$(date +%s)
 
 if [ "$analyze_only" = 0 ]; then
@@ -64,12 +99,15 @@ if [ "$analyze_only" = 0 ]; then
 	step "check-kcsan: the Rust crate's object calls KCSAN ${hooks:-0} times (__kcsan_check_access, __tsan_*: the inlined C helpers)"
 	for cfg in "${configs[@]}"; do
 		IFS='|' read -r name params mods <<< "$cfg"
-		[ "$mods" = ours ] && mods=$out/arch/x86/kvm
+		if [ "$mods" = ours ]; then
+			mods=$out/arch/x86/kvm
+			[ "${KCSAN_PLANT:-0}" = 1 ] && params="$params tdp_fast_pf_kcsan_plant=Y"
+		fi
 		step "check-kcsan: $name: $params (modules: ${mods##*/build/})"
 		# vm.sh fails whenever KCSAN reported anything (a "BUG:" line); its
 		# splat list is left out here, the verdict is below
 		scripts/vm.sh --quiet --kdir "$kdir" --modules "$mods" --kvm-params "$params" \
-			--smp 2 --tcg multi --tests "$KVMRS_ROOT/tools/vm/kcsan.list" \
+			--smp 2 --tcg multi "${tests[@]}" \
 			--timeout 2400 --test-timeout 900 \
 			--log "$logdir/kcsan-$name.log" --json "$logdir/kcsan-$name.json" 2>&1 \
 			| grep --line-buffered -v -E '^  [0-9]+:|kernel splat in the guest log|^vm: FAILED$|vm: no failure'
@@ -81,7 +119,7 @@ for cfg in "${configs[@]}"; do
 	[ -f "$logdir/kcsan-$name.log" ] || die "check-kcsan: no log $logdir/kcsan-$name.log (run without --analyze first)"
 done
 
-python3 - "$logdir" "$(( $(date +%s) - start ))" "$analyze_only" "$KVMRS_ROOT/patches/$KVER" <<'PY'
+python3 - "$logdir" "$(( $(date +%s) - start ))" "$analyze_only" "$KVMRS_ROOT/patches/$KVER" "${names[*]}" <<'PY'
 import glob, json, os, re, sys
 from collections import Counter, defaultdict
 
@@ -98,7 +136,12 @@ for pf in glob.glob(os.path.join(patchdir, "*.patch")):
         if m and not l.startswith("+\t") and not l.startswith("+ "):
             PATCHED.add(m.group(1))
 PATCHED -= {"if", "for", "while", "switch", "return", "sizeof"}
-CONFIGS = ["rust", "c", "stock"]
+CONFIGS = sys.argv[5].split()
+OURS = [c for c in CONFIGS if c != "stock"]
+# the planted race (kvm.tdp_fast_pf_kcsan_plant) and the test that sets it
+PLANT_FN, PLANT_TEST = "kvm_rs_kcsan_plant_hit", "kcsan-plant"
+TEST_BEGIN = re.compile(r"KVMRS-TEST-BEGIN (\S+)")
+PLANT_ADDR = re.compile(r"KVMRS-KCSAN-PLANT-ADDR (0x[0-9a-f]+)")
 # vm.sh's kernel report pattern (scripts/vm.sh, splat_re)
 SPLAT = re.compile(r"WARNING:|BUG:|Oops|general protection|lockdep is turned off|"
                    r"DEBUG_LOCKS_WARN_ON|possible recursive locking|possible circular locking|"
@@ -106,7 +149,7 @@ SPLAT = re.compile(r"WARNING:|BUG:|Oops|general protection|lockdep is turned off
                    r"detected stalls on CPU|KASAN:|UBSAN:|Call Trace:|[Kk]ernel panic")
 TS = r"^(?:\[\s*\d+\.\d+\]\s*)?"
 TITLE = re.compile(TS + r"BUG: KCSAN: (.+?) in (.+?)\s*$")
-ACCESS = re.compile(TS + r"\s*(race at unknown origin, with )?([a-z -]+(?:\([a-z ]+\))*) to 0x[0-9a-f]+ "
+ACCESS = re.compile(TS + r"\s*(race at unknown origin, with )?([a-z -]+(?:\([a-z ]+\))*) to (0x[0-9a-f]+) "
                     r"of \d+ bytes by (?:task \d+|interrupt) on cpu \d+:")
 FRAME = re.compile(TS + r"\s+([A-Za-z_.$][\w.$]*)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[(\w+)\])?")
 END = re.compile(TS + r"={20,}")
@@ -125,11 +168,17 @@ def strip_mod(s):
 
 def parse(path):
     lines = open(path, errors="replace").read().replace("\r", "").splitlines()
-    reports, other, in_kcsan, cur = [], [], False, None
+    reports, other, in_kcsan, cur, test, plant_addrs = [], [], False, None, None, set()
     for l in lines:
+        m = TEST_BEGIN.search(l)
+        if m:
+            test = m.group(1)
+        m = PLANT_ADDR.search(l)
+        if m:
+            plant_addrs.add(int(m.group(1), 16))
         m = TITLE.search(l)
         if m and not l.lstrip().startswith("+ "):
-            cur = {"kind": m.group(1), "title": m.group(2), "stacks": [], "unknown": False}
+            cur = {"kind": m.group(1), "title": m.group(2), "stacks": [], "unknown": False, "test": test}
             reports.append(cur)
             in_kcsan, n_in = True, 0
             continue
@@ -146,7 +195,7 @@ def parse(path):
                 continue
             a = ACCESS.search(l)
             if a:
-                cur["stacks"].append({"access": a.group(2).strip(), "frames": []})
+                cur["stacks"].append({"access": a.group(2).strip(), "addr": int(a.group(3), 16), "frames": []})
                 if a.group(1):
                     cur["unknown"] = True
                 continue
@@ -180,6 +229,14 @@ def parse(path):
         else:
             r["class"] = "elsewhere"
         r["access"] = " / ".join(s["access"] for s in r["stacks"])
+        # the planted counter's address (the helper prints it), or its
+        # function as the first frame
+        r["planted"] = (PLANT_FN in r["title"] or any(sym == PLANT_FN for sym, _ in tops)
+                        or any(s["addr"] in plant_addrs for s in r["stacks"]))
+        if r["planted"]:
+            r["class"] = "kvm-rs"
+            if PLANT_FN not in r["pair"]:
+                r["pair"] = "%s (planted counter): %s" % (PLANT_FN, r["pair"])
     return reports, other, lines
 
 res = {}
@@ -200,10 +257,14 @@ for c in CONFIGS:
             stats[m.group(1)] = int(m.group(2))
     res[c] = {"reports": reports, "other": other, "json": j, "stats": stats}
 
-stock_pairs = {r["pair"] for r in res["stock"]["reports"]}
+stock_pairs = {r["pair"] for r in res["stock"]["reports"]} if "stock" in res else set()
 pairs = defaultdict(lambda: {"class": None, "counts": Counter(), "access": ""})
+# the self-check's reports: the planted race, in the test that plants it
+planted = {c: [r for r in res[c]["reports"] if r["planted"] and r["test"] == PLANT_TEST] for c in CONFIGS}
 for c in CONFIGS:
     for r in res[c]["reports"]:
+        if r["planted"] and r["test"] == PLANT_TEST:
+            continue
         p = pairs[r["pair"]]
         order = ["elsewhere", "kvm-c", "kvm-c-patched", "kvm-rs-caller", "kvm-rs"]
         if p["class"] is None or order.index(r["class"]) > order.index(p["class"]):
@@ -213,6 +274,18 @@ for c in CONFIGS:
 
 problems, notes = [], []
 print()
+print("Self-check, the planted race (%s) in %s:" % (PLANT_FN, PLANT_TEST))
+for c in CONFIGS:
+    j = res[c]["json"]
+    ran = j is not None and any(t["name"] == PLANT_TEST and t["result"] == "PASS" for t in j["tests"])
+    listed = j is not None and any(t["name"] == PLANT_TEST for t in j["tests"])
+    print("  %-6s %s" % (c, "%d KCSAN reports" % len(planted[c]) if ran else ("not run" if not listed else "did not pass")))
+    if c in OURS and listed and not planted[c]:
+        problems.append("%s: self-check: KCSAN reported no planted race in %s, so it cannot be shown to see the fast path"
+                        % (c, PLANT_TEST))
+    elif c in OURS and not listed:
+        notes.append("%s: the self-check %s was not run" % (c, PLANT_TEST))
+print()
 print("KCSAN reports per function pair (rust, c: our modules; stock: the tree's own)")
 hdr = "%-70s %-14s %5s %5s %5s  %s" % ("PAIR", "CLASS", "rust", "c", "stock", "STOCK SHOWS IT")
 print(hdr)
@@ -221,7 +294,9 @@ for pair, p in sorted(pairs.items(), key=lambda kv: (kv[1]["class"], kv[0])):
     print("%-70s %-14s %5d %5d %5d  %s" % (pair, p["class"], p["counts"]["rust"], p["counts"]["c"],
                                          p["counts"]["stock"], shown))
     if p["class"] == "kvm-rs":
-        problems.append("KCSAN report in kvm-rs code: %s (rust %d, c %d)" % (pair, p["counts"]["rust"], p["counts"]["c"]))
+        problems.append("KCSAN report in kvm-rs code: %s (rust %d, c %d)%s" % (
+            pair, p["counts"]["rust"], p["counts"]["c"],
+            ": the planted race outside %s (kvm.tdp_fast_pf_kcsan_plant=Y)" % PLANT_TEST if PLANT_FN in pair else ""))
     elif p["class"] == "kvm-rs-caller" and shown == "no":
         problems.append("KCSAN report reached through kvm-rs code, not in the stock baseline: %s" % pair)
     elif p["class"] == "kvm-c-patched" and shown == "no":
@@ -264,7 +339,7 @@ for c in CONFIGS:
         problems.append("%s: KCSAN not shown enabled with watchpoints (kcsan-stats: %s)" % (c, r["stats"] or "missing"))
     for l in r["other"][:5]:
         problems.append("%s: kernel report that is not KCSAN: %s" % (c, l))
-    summary["configs"][c] = {"reports": len(r["reports"]), "by_class": dict(cls), "kcsan_stats": r["stats"],
+    summary["configs"][c] = {"reports": len(r["reports"]), "planted_in_self_check": len(planted[c]), "by_class": dict(cls), "kcsan_stats": r["stats"],
                              "tests": {t["name"]: t["result"] for t in tests}, "other_reports": r["other"][:20],
                              "vm_wall_s": j["wall_s"] if j else None}
 for pair, p in pairs.items():
@@ -277,12 +352,15 @@ print()
 for n in notes:
     print("note: " + n)
 vmw = sum((res[c]["json"] or {}).get("wall_s", 0) or 0 for c in CONFIGS)
-print("check-kcsan: VM wall time %ds (three guests)%s; logs: %s/kcsan-{rust,c,stock}.log; summary: kcsan-summary.json"
-      % (vmw, "" if analyze_only else ", whole run %ds" % wall, logdir))
+print("check-kcsan: VM wall time %ds (%s)%s; logs: %s/kcsan-{%s}.log; summary: kcsan-summary.json"
+      % (vmw, " ".join(CONFIGS), "" if analyze_only else ", whole run %ds" % wall, logdir, ",".join(CONFIGS)))
 for p in problems:
     print("FAIL: " + p)
 if problems:
     print("check-kcsan: FAILED (%d problems)" % len(problems))
     sys.exit(1)
-print("check-kcsan: passed: 0 KCSAN reports in kvm-rs code, no other kernel report, every test passed or skipped")
+selfcheck = ", ".join("%s %d" % (c, len(planted[c])) for c in OURS if planted[c])
+print("check-kcsan: passed: %s0 reports in kvm-rs code%s, no other kernel report, every test passed or skipped"
+      % ("KCSAN reported the planted race in the self-check (%s), " % selfcheck if selfcheck else
+         "the self-check did not run (KCSAN_TESTS), ", " otherwise" if selfcheck else ""))
 PY
