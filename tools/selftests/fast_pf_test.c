@@ -472,19 +472,24 @@ static bool trace_line_lost(const char *line)
 		      &in_buf, &written) == 2 && in_buf != written;
 }
 
-static void trace_end(struct trace_count *tc)
+/*
+ * Stop recording the event of @enable and count its lines, those whose text
+ * has @event, into @tc (fixed and spurious: fast_page_fault's fields).
+ */
+static void trace_count(struct trace_count *tc, const char *enable,
+			const char *event)
 {
 	char line[512];
 	FILE *f;
 
 	memset(tc, 0, sizeof(*tc));
-	f = trace_stop(TRACE_EVENT_EN);
+	f = trace_stop(enable);
 	if (!f)
 		return;
 	while (fgets(line, sizeof(line), f)) {
 		if (trace_line_lost(line))
 			tc->lost = true;
-		if (line[0] == '#' || !strstr(line, "fast_page_fault:"))
+		if (line[0] == '#' || !strstr(line, event))
 			continue;
 		tc->total++;
 		if (strstr(line, " fixed 1"))
@@ -494,6 +499,11 @@ static void trace_end(struct trace_count *tc)
 	}
 	fclose(f);
 	tc->valid = true;
+}
+
+static void trace_end(struct trace_count *tc)
+{
+	trace_count(tc, TRACE_EVENT_EN, "fast_page_fault:");
 }
 
 /* ---- VM setup ---------------------------------------------------------- */
@@ -1007,26 +1017,6 @@ static void guest_mmio_code(void)
 	GUEST_DONE();
 }
 
-/* kvmmmu:handle_mmio_page_fault events in the trace, into @tc->total. */
-static void trace_mmio_end(struct trace_count *tc)
-{
-	char line[512];
-	FILE *f;
-
-	memset(tc, 0, sizeof(*tc));
-	f = trace_stop(TRACE_MMIO_EN);
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (trace_line_lost(line))
-			tc->lost = true;
-		if (line[0] != '#' && strstr(line, "handle_mmio_page_fault:"))
-			tc->total++;
-	}
-	fclose(f);
-	tc->valid = true;
-}
-
 /*
  * The vCPU writes -n times, alternately to the two pages at MMIO_GPA, which
  * no memslot backs.  The first write to each takes the slow path, which
@@ -1085,7 +1075,7 @@ TEST_F_TIMEOUT(fast_pf, mmio, FAST_PF_TIMEOUT)
 		}
 	}
 	if (trace_available() && access(TRACE_MMIO_EN, W_OK) == 0)
-		trace_mmio_end(&tc);
+		trace_count(&tc, TRACE_MMIO_EN, "handle_mmio_page_fault:");
 	else
 		memset(&tc, 0, sizeof(tc));
 	kvm_vm_free(vm);
