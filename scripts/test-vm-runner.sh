@@ -52,6 +52,20 @@ expect_red "a kernel splat fails the run although the test passed" "kernel splat
 	--cmd "splat=echo 'WARNING: CPU: 0 PID: 1 at kvm-rs injected test splat' > /dev/kmsg" \
 	--log "$tmp/splat.log"
 json_says "$tmp/splat.json" "FAIL" "splat=PASS" "injected test splat"
+# A test that its guest timeout cannot end (the command stops busybox
+# timeout's watcher, a process named timeout, reparented to init): 5 s before the limit the guest prints the
+# CPUs' backtraces (KVMRS-TEST-STUCK), 60 s after it scripts/hang-probe.sh
+# records every CPU's registers from the QEMU monitor and stops the VM, so
+# the run ends as TIMEOUT well before the VM's wall limit.
+stuck='for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = timeout ] && kill -STOP ${p#/proc/}; done; sleep 600'
+expect_red "a stuck test: the hang probe records the CPUs and stops the VM" "a test ran 10s + 60s" \
+	--cmd "stuck=$stuck" --test-timeout 10 --timeout 400 --log "$tmp/stuck.log"
+json_says "$tmp/stuck.json" "FAIL" "stuck=TIMEOUT"
+if grep -q "KVMRS-TEST-STUCK stuck" "$tmp/stuck.log" && grep -q "^CPU#0 RIP=" "$tmp/stuck.cpus.txt" 2>/dev/null; then
+	echo "ok - the stuck test left sysrq backtraces in the log and CPU registers in $(basename "$tmp/stuck.cpus.txt")"; pass=$((pass + 1))
+else
+	echo "not ok - no KVMRS-TEST-STUCK in the log or no CPU#0 RIP in the probe's file"; fail=$((fail + 1))
+fi
 # The Intel machine (Bochs) applies the same rules: one boot with a failing
 # test and a kernel report.
 expect_red "Intel (Bochs): a failing test fails the run" "flip .*FAIL" \

@@ -33,7 +33,10 @@
 #   --timeout S         wall-clock limit for the whole VM (default: 900 amd,
 #                       1800 intel); a hung guest is killed and its running
 #                       test is TIMEOUT
-#   --test-timeout S    per-test limit inside the guest (guest seconds, 600)
+#   --test-timeout S    per-test limit inside the guest (guest seconds, 600);
+#                       (amd) a test still running 60 s of wall time past it:
+#                       every CPU's registers from the QEMU monitor into the
+#                       log's .cpus.txt (scripts/hang-probe.sh), VM stopped
 #   --icount            (amd) deterministic mode for benchmarks: -icount
 #                       shift=0,sleep=off -seed 1, fixed RTC, -smp 1
 #   --smp N             guest CPUs (default 2 amd; 1 with --icount; intel: 1 only)
@@ -311,7 +314,8 @@ if [ "$machine" = amd ]; then
 	qemu=(qemu-system-x86_64 -accel "tcg,thread=$tcg" -cpu EPYC,+svm,+npt -smp "$smp" -m "$mem"
 		-nographic -no-reboot -nic none
 		-kernel "$bzimage" -initrd "$work/initrd.cpio"
-		-append "console=ttyS0 $cmdline")
+		-append "console=ttyS0 $cmdline"
+		-monitor "unix:$work/monitor.sock,server=on,wait=off")
 	emu_out=$log	# QEMU's -nographic console is its stdout
 	[ "$icount" = 1 ] && qemu+=(-icount shift=0,sleep=off -seed 1 -rtc base=2026-01-01T00:00:00,clock=vm)
 else
@@ -379,6 +383,19 @@ step "vm: ${#test_names[@]} tests, smp=$smp tcg=$tcg mem=$mem icount=$icount tim
 t0=$(date +%s.%N)
 timeout --signal=KILL "$timeout" "${qemu[@]}" < /dev/null > "$emu_out" 2>&1 &
 qpid=$!
+hang_probe=""
+if [ "$machine" = amd ]; then
+	# A test that outlives its guest limit by 60 s of wall time, or a VM
+	# 30 s short of its wall limit: the guest's own timeout did not fire,
+	# so ask QEMU where every guest CPU is (three samples, 2 s apart) before
+	# the VM is killed.  Printed by the verdict below.
+	# With --icount guest time runs slower than wall time: the VM limit only.
+	hang_dump=${log%.log}.cpus.txt
+	rm -f "$hang_dump"
+	"$KVMRS_ROOT/scripts/hang-probe.sh" "$qpid" "$work/monitor.sock" "$work/times" \
+		"$([ "$icount" = 1 ] && echo 0 || echo $((test_timeout + 60)))" "$((timeout - 30))" "$hang_dump" "$kdir/System.map" &
+	hang_probe=$!
+fi
 
 times=$work/times
 : > "$times"
@@ -398,6 +415,7 @@ tail -n +1 -F --pid="$qpid" "$log" 2>/dev/null | while IFS= read -r line; do
 		set -- ${line#*KVMRS-TEST-END }
 		echo "$1 end $(elapsed)" >> "$times"
 		echo "[$(elapsed)s] end   $1 $2" ;;
+	*KVMRS-TEST-STUCK*) echo "[$(elapsed)s] stuck ${line#*KVMRS-TEST-STUCK }: 5 s before its limit; sysrq l and w output in the log" ;;
 	*KVMRS-PERF*) echo "[$(elapsed)s]       ${line#*KVMRS-}" ;;
 	*KVMRS-DONE*) echo "[$(elapsed)s] guest done" ;;
 	*)
@@ -412,13 +430,17 @@ tail -n +1 -F --pid="$qpid" "$log" 2>/dev/null | while IFS= read -r line; do
 done || true
 set +e
 wait "$qpid"; qrc=$?
+[ -z "$hang_probe" ] || { kill "$hang_probe" 2>/dev/null; wait "$hang_probe" 2>/dev/null; }
 set -e
 qpid=""
 wall=$(elapsed)
 
 # ---- verdict ----------------------------------------------------------------
-timed_out=0
+timed_out=0 probe_stopped=0
 if [ "$qrc" = 137 ] || [ "$qrc" = 124 ]; then timed_out=1; fi
+if [ -n "${hang_dump:-}" ] && grep -q '^# VM stopped by' "$hang_dump" 2>/dev/null; then
+	timed_out=1 probe_stopped=1
+fi
 tr -d '\r' < "$log" > "$work/log"
 done_seen=0; grep -q 'KVMRS-DONE' "$work/log" && done_seen=1
 splat_re='WARNING:|BUG:|Oops|general protection|lockdep is turned off|DEBUG_LOCKS_WARN_ON|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|RCU stall|rcu_.*detected stall|detected stalls on CPU|KASAN:|UBSAN:|Call Trace:|[Kk]ernel panic'
@@ -476,7 +498,8 @@ for name in "${test_names[@]}"; do
 			'index($0, b) {on=1} on && /KVMRS-PERF/ {sub(/.*KVMRS-PERF /, ""); print} index($0, e) {on=0}' "$work/log" | tail -1)
 		[ -n "$p" ] && note="$note perf: $p"
 	elif [ -n "$begl" ]; then
-		if [ "$timed_out" = 1 ]; then res=TIMEOUT; note="VM killed after ${timeout}s wall"
+		if [ "$probe_stopped" = 1 ]; then res=TIMEOUT; note="guest stuck: no end ${test_timeout}s + 60s after its start; VM stopped"
+		elif [ "$timed_out" = 1 ]; then res=TIMEOUT; note="VM killed after ${timeout}s wall"
 		else res=CRASH; note="guest died during the test"; fi
 		failed=1
 	else
@@ -512,7 +535,13 @@ if [ -n "$first_params" ]; then
 		fi
 	done
 fi
-if [ "$timed_out" = 1 ]; then
+if [ -n "${hang_dump:-}" ] && [ -s "$hang_dump" ]; then
+	echo "vm: a test outlived its limits; where the guest CPUs were ($hang_dump):" >&2
+	grep -E '^(# |CPU#[0-9]+ RIP=)' "$hang_dump" | head -12 | sed 's/^/  /' >&2
+fi
+if [ "$probe_stopped" = 1 ]; then
+	echo "vm: FAILED: the guest hung: a test ran ${test_timeout}s + 60s of wall time and its guest timeout did not end it; VM stopped" >&2; status=1
+elif [ "$timed_out" = 1 ]; then
 	echo "vm: FAILED: the guest hung: killed after ${timeout}s" >&2; status=1
 elif [ "$done_seen" = 0 ]; then
 	if [ "$machine" = intel ]; then

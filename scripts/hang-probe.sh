@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Where were the guest CPUs when a test hung?  Started by scripts/vm.sh
+# (--machine amd) beside QEMU:
+#
+#   scripts/hang-probe.sh PID MONITOR_SOCKET TIMES TEST_LIMIT VM_LIMIT OUT [SYSTEM_MAP]
+#
+# Every 5 s, while PID lives: if the test that vm.sh's TIMES file shows
+# running began more than TEST_LIMIT wall seconds ago (0: never), or VM_LIMIT wall
+# seconds have passed, write to OUT three samples, 2 s apart, of QEMU's
+# "info registers -a" for every guest CPU (asked on the QEMU monitor at
+# MONITOR_SOCKET), each CPU's RIP resolved against SYSTEM_MAP (the L1
+# kernel's own symbols; module and user addresses stay bare), then stop.
+# A hang where the guest's own per-test timeout still fires never gets
+# here: that is an L1 kernel that still runs its timers.  For a test past
+# TEST_LIMIT the probe then stops the VM (SIGTERM to PID): nothing after it
+# would run, and the VM's wall limit may be many minutes away.
+set -uo pipefail
+[ $# -ge 6 ] || { echo "usage: $0 PID SOCKET TIMES TEST_LIMIT VM_LIMIT OUT [SYSTEM_MAP]" >&2; exit 2; }
+pid=$1 sock=$2 times=$3 test_limit=$4 vm_limit=$5 out=$6 map=${7:-}
+start=$(date +%s)
+
+sample() {
+	python3 - "$sock" <<-'PY'
+	import socket, sys, time
+	s = socket.socket(socket.AF_UNIX)
+	s.settimeout(10)
+	s.connect(sys.argv[1])
+	def cmd(c):
+	    s.sendall((c + "\n").encode())
+	    buf = b""
+	    end = time.time() + 10
+	    while time.time() < end:
+	        try:
+	            d = s.recv(65536)
+	        except socket.timeout:
+	            break
+	        if not d:
+	            break
+	        buf += d
+	        if buf.rstrip().endswith(b"(qemu)"):
+	            break
+	    return buf.decode(errors="replace")
+	cmd("")	# the banner
+	print(cmd("info registers -a"))
+	# each CPU's local APIC: an interrupt pending (IRR) that a CPU never
+	# takes is one kind of hang, a CPU halted with nothing pending another
+	for line in cmd("info cpus").splitlines():
+	    line = line.strip().lstrip("*").strip()
+	    if line.startswith("CPU #"):
+	        i = line[5:].split(":")[0]
+	        cmd("cpu " + i)
+	        print("LAPIC of CPU#" + i)
+	        print(cmd("info lapic"))
+	PY
+}
+
+resolve() {	# RIP lines: "CPU#n RIP=<hex> <symbol+off | ->"
+	awk -v map="$map" '
+	BEGIN {
+		n = 0
+		if (map != "")
+			while ((getline l < map) > 0) {
+				split(l, f, " ")
+				if (f[2] ~ /^[tTwW]$/) { addr[n] = f[1]; name[n] = f[3]; n++ }
+			}
+	}
+	function sym(h,   lo, hi, mid, best) {
+		h = sprintf("%016s", tolower(h)); gsub(/ /, "0", h)
+		lo = 0; hi = n - 1; best = -1
+		while (lo <= hi) {
+			mid = int((lo + hi) / 2)
+			if (addr[mid] <= h) { best = mid; lo = mid + 1 } else hi = mid - 1
+		}
+		if (best < 0 || substr(h, 1, 8) != "ffffffff") return "-"
+		return name[best]
+	}
+	/^CPU#[0-9]+/ { cpu = $1 }
+	/RIP=/ {
+		match($0, /RIP=[0-9a-f]+/); rip = substr($0, RSTART + 4, RLENGTH - 4)
+		print cpu, "RIP=" rip, sym(rip)
+	}'
+}
+
+while kill -0 "$pid" 2>/dev/null; do
+	sleep 5
+	now=$(( $(date +%s) - start ))
+	running=$(awk '$2 == "begin" {b[$1] = $3} $2 == "end" {delete b[$1]}
+		END {for (t in b) print t, int(b[t])}' "$times" 2>/dev/null | head -1)
+	why=""
+	if [ "$test_limit" != 0 ] && [ -n "$running" ] && [ $(( now - ${running#* } )) -gt "$test_limit" ]; then
+		why="test ${running% *} running for $(( now - ${running#* } )) s of wall time"
+	elif [ "$now" -gt "$vm_limit" ]; then
+		why="VM running for $now s of wall time${running:+, test ${running% *} running}"
+	fi
+	[ -n "$why" ] || continue
+	{
+		echo "# $why"
+		for i in 1 2 3; do
+			regs=$(sample 2>&1)
+			echo "# sample $i"
+			resolve <<< "$regs"
+			# the monitor's readline echoes each command with escapes
+			echo "$regs" | tr -d '\r' | grep -v -E $'^\\(qemu\\)|^QEMU .*monitor|\e'
+			sleep 2
+		done
+	} > "$out"
+	# a test past its guest limit + 60 s: the guest's timers no longer kill
+	# it, nothing after it will run; end the VM now, not at its wall limit
+	case "$why" in test*) echo "# VM stopped by scripts/hang-probe.sh" >> "$out"; kill -TERM "$pid" ;; esac
+	exit 0
+done
