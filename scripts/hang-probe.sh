@@ -95,8 +95,21 @@ while kill -0 "$pid" 2>/dev/null; do
 	[ -n "$why" ] || continue
 	{
 		echo "# $why"
+		# QEMU's own threads (the emulator's child of PID): state and CPU
+		# ticks 2 s apart tell spinning vCPU threads from a deadlocked QEMU
+		# (whose monitor would not answer either)
+		qemu_pid=$(pgrep -P "$pid" | head -1)
+		if [ -n "$qemu_pid" ]; then
+			ticks() { for t in /proc/"$qemu_pid"/task/*; do
+				echo "$(cat "$t/comm" 2>/dev/null)|$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{print $1, $12 + $13}')|$(cat "$t/wchan" 2>/dev/null)"
+			done; }
+			a=$(ticks); sleep 2; b=$(ticks)
+			echo "# QEMU threads (pid $qemu_pid): name, state, CPU ticks in 2 s, wait channel"
+			paste -d'|' <(echo "$a") <(echo "$b") | awk -F'|' '{split($2, x, " "); split($5, y, " ");
+				printf "QEMU-THREAD %-16s %s %5d %s\n", $1, y[1], y[2] - x[2], $6}'
+		fi
 		for i in 1 2 3; do
-			regs=$(sample 2>&1)
+			regs=$(sample 2>&1 | tr -d '\r')
 			echo "# sample $i"
 			resolve <<< "$regs"
 			# the monitor's readline echoes each command with escapes

@@ -312,7 +312,7 @@ cmdline="panic=-1 oops=panic rdinit=/init"
 # the splat is in the log either way.
 if [ "$machine" = amd ]; then
 	qemu=(qemu-system-x86_64 -accel "tcg,thread=$tcg" -cpu EPYC,+svm,+npt -smp "$smp" -m "$mem"
-		-nographic -no-reboot -nic none
+		-nographic -no-reboot -nic none -name kvmrs,debug-threads=on
 		-kernel "$bzimage" -initrd "$work/initrd.cpio"
 		-append "console=ttyS0 $cmdline"
 		-monitor "unix:$work/monitor.sock,server=on,wait=off")
@@ -537,7 +537,7 @@ if [ -n "$first_params" ]; then
 fi
 if [ -n "${hang_dump:-}" ] && [ -s "$hang_dump" ]; then
 	echo "vm: a test outlived its limits; where the guest CPUs were ($hang_dump):" >&2
-	grep -E '^(# |CPU#[0-9]+ RIP=)' "$hang_dump" | head -12 | sed 's/^/  /' >&2
+	grep -E '^(# |CPU#[0-9]+ RIP=|QEMU-THREAD)' "$hang_dump" | head -16 | sed 's/^/  /' >&2
 fi
 if [ "$probe_stopped" = 1 ]; then
 	echo "vm: FAILED: the guest hung: a test ran ${test_timeout}s + 60s of wall time and its guest timeout did not end it; VM stopped" >&2; status=1
