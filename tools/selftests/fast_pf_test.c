@@ -560,6 +560,15 @@ static void test_vm_free(struct test_vm *t)
 	free(t->bmap);
 }
 
+/* A vCPU exit its test did not expect: the guest's assertion, or the exit. */
+static void fail_ucall(struct kvm_vcpu *vcpu, struct ucall *uc)
+{
+	if (uc->cmd == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(*uc);
+	TEST_FAIL("unexpected exit %s, ucall %lu",
+		  exit_reason_str(vcpu->run->exit_reason), (unsigned long)uc->cmd);
+}
+
 static void vcpu_run_round(struct kvm_vcpu *vcpu, u64 r)
 {
 	struct ucall uc;
@@ -570,12 +579,8 @@ static void vcpu_run_round(struct kvm_vcpu *vcpu, u64 r)
 		TEST_ASSERT(uc.args[1] == r, "guest synced round %lu, expected %lu",
 			    (unsigned long)uc.args[1], (unsigned long)r);
 		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-		break;
 	default:
-		TEST_FAIL("unexpected exit %s, ucall %lu",
-			  exit_reason_str(vcpu->run->exit_reason), (unsigned long)uc.cmd);
+		fail_ucall(vcpu, &uc);
 	}
 }
 
@@ -1088,12 +1093,8 @@ TEST_F_TIMEOUT(fast_pf, mmio, FAST_PF_TIMEOUT)
 		case UCALL_DONE:
 			done = true;
 			break;
-		case UCALL_ABORT:
-			REPORT_GUEST_ASSERT(uc);
-			break;
 		default:
-			TEST_FAIL("unexpected exit %s, ucall %lu",
-				  exit_reason_str(run->exit_reason), (unsigned long)uc.cmd);
+			fail_ucall(vcpu, &uc);
 		}
 	}
 	if (trace_available() && access(TRACE_MMIO_EN, W_OK) == 0)
