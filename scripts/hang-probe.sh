@@ -23,24 +23,29 @@ sample() {
 	python3 - "$sock" <<-'PY'
 	import socket, sys, time
 	s = socket.socket(socket.AF_UNIX)
-	s.settimeout(10)
 	s.connect(sys.argv[1])
-	def cmd(c):
-	    s.sendall((c + "\n").encode())
+	def read_prompt():
+	    # until the output ends at a prompt and nothing more comes for 0.5 s
+	    # (a prompt can arrive in pieces; never send an empty line, whose
+	    # extra prompt would end the next command's read early)
 	    buf = b""
-	    end = time.time() + 10
+	    end = time.time() + 15
+	    s.settimeout(0.5)
 	    while time.time() < end:
 	        try:
 	            d = s.recv(65536)
 	        except socket.timeout:
-	            break
+	            if buf.rstrip().endswith(b"(qemu)"):
+	                break
+	            continue
 	        if not d:
 	            break
 	        buf += d
-	        if buf.rstrip().endswith(b"(qemu)"):
-	            break
 	    return buf.decode(errors="replace")
-	cmd("")	# the banner
+	def cmd(c):
+	    s.sendall((c + "\n").encode())
+	    return read_prompt()
+	read_prompt()	# the banner
 	print(cmd("info registers -a"))
 	# each CPU's local APIC: an interrupt pending (IRR) that a CPU never
 	# takes is one kind of hang, a CPU halted with nothing pending another
