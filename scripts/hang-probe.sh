@@ -6,8 +6,9 @@
 #
 # Every 5 s, while PID lives: if the test that vm.sh's TIMES file shows
 # running began more than TEST_LIMIT wall seconds ago (0: never), or VM_LIMIT wall
-# seconds have passed, write to OUT three samples, 2 s apart, of QEMU's
-# "info registers -a" for every guest CPU (asked on the QEMU monitor at
+# seconds have passed, write to OUT the state of QEMU's threads (CPU ticks
+# in 2 s, wait channel) and three samples, 2 s apart, of QEMU's "info
+# registers -a" and each CPU's "info lapic" (asked on the QEMU monitor at
 # MONITOR_SOCKET), each CPU's RIP resolved against SYSTEM_MAP (the L1
 # kernel's own symbols; module and user addresses stay bare), then stop.
 # A hang where the guest's own per-test timeout still fires never gets
@@ -118,7 +119,7 @@ while kill -0 "$pid" 2>/dev/null; do
 			echo "# sample $i"
 			resolve <<< "$regs"
 			# the monitor's readline echoes each command with escapes
-			echo "$regs" | tr -d '\r' | grep -v -E $'^\\(qemu\\)|^QEMU .*monitor|\e'
+			echo "$regs" | grep -v -E $'^\\(qemu\\)|^QEMU .*monitor|\e'
 			sleep 2
 		done
 	} > "$out"

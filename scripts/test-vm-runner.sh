@@ -53,10 +53,11 @@ expect_red "a kernel splat fails the run although the test passed" "kernel splat
 	--log "$tmp/splat.log"
 json_says "$tmp/splat.json" "FAIL" "splat=PASS" "injected test splat"
 # A test that its guest timeout cannot end (the command stops busybox
-# timeout's watcher, a process named timeout, reparented to init): 5 s before the limit the guest prints the
-# CPUs' backtraces (KVMRS-TEST-STUCK), 60 s after it scripts/hang-probe.sh
-# records every CPU's registers from the QEMU monitor and stops the VM, so
-# the run ends as TIMEOUT well before the VM's wall limit.
+# timeout's watcher, a process named timeout, reparented to init): 5 s
+# before the limit the guest prints KVMRS-TEST-STUCK, 60 s after it
+# scripts/hang-probe.sh records every CPU's registers from the QEMU monitor
+# and stops the VM, so the run ends as TIMEOUT well before the VM's wall
+# limit.
 stuck='for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = timeout ] && kill -STOP ${p#/proc/}; done; sleep 600'
 expect_red "a stuck test: the hang probe records the CPUs and stops the VM" "a test ran 10s + 60s" \
 	--cmd "stuck=$stuck" --test-timeout 10 --timeout 400 --log "$tmp/stuck.log"

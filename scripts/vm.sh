@@ -415,7 +415,7 @@ tail -n +1 -F --pid="$qpid" "$log" 2>/dev/null | while IFS= read -r line; do
 		set -- ${line#*KVMRS-TEST-END }
 		echo "$1 end $(elapsed)" >> "$times"
 		echo "[$(elapsed)s] end   $1 $2" ;;
-	*KVMRS-TEST-STUCK*) echo "[$(elapsed)s] stuck ${line#*KVMRS-TEST-STUCK }: 5 s before its limit; sysrq l and w output in the log" ;;
+	*KVMRS-TEST-STUCK*) echo "[$(elapsed)s] stuck ${line#*KVMRS-TEST-STUCK }: 5 s before its limit (sysrq l and w output follows where the kernel has sysrq)" ;;
 	*KVMRS-PERF*) echo "[$(elapsed)s]       ${line#*KVMRS-}" ;;
 	*KVMRS-DONE*) echo "[$(elapsed)s] guest done" ;;
 	*)

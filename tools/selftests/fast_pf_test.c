@@ -181,12 +181,11 @@ static u64 guest_nr_vcpus;
 static u64 guest_lockstep;	/* 1: a barrier before every page, else per round */
 
 /*
- * A barrier waits at most this many PAUSEs (under QEMU TCG each one leaves
- * the translated code, about a microsecond): the barrier lines the vCPUs
- * up to make their faults collide, and nothing in the test's verdict rests
- * on it.  Unbounded, it made each of the round's 1024 barriers wait for the
+ * A barrier waits at most this many PAUSEs: the barrier lines the vCPUs up
+ * to make their faults collide, and nothing in the test's verdict rests on
+ * it.  Unbounded, it made each of the round's 1024 barriers wait for the
  * host to run both vCPU threads at once: with another VM on the host, runs
- * took 20-47 s instead of 6-8 s and some passed a 60 s limit.
+ * took 15-47 s instead of 6-8 s and some passed a 60 s limit.
  */
 #define GUEST_BARRIER_SPINS	2000
 static u64 guest_barrier_cut;	/* waits that gave up (atomic, summed) */
