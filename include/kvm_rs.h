@@ -13,6 +13,23 @@
 
 #include <linux/cache.h>
 #include <linux/types.h>
+#include <linux/version.h>
+
+/*
+ * The kernel series whose KVM this header and the Rust follow, as
+ * (version << 8 | patchlevel): their SPTE masks and fast page fault inputs
+ * differ.  The Rust's cfg(kvm_rs_6_12), set by the series' Makefile, is
+ * checked against it at compile time.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0) && \
+	LINUX_VERSION_CODE < KERNEL_VERSION(7, 4, 0)
+#define KVM_RS_SERIES		0x0703
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) && \
+	LINUX_VERSION_CODE < KERNEL_VERSION(6, 13, 0)
+#define KVM_RS_SERIES		0x060c
+#else
+#error "kvm-rs supports Linux 7.3 and 6.12"
+#endif
 
 struct kvm;
 struct kvm_vcpu;
@@ -79,7 +96,7 @@ struct kvm_rs_diff_loop {
 struct kvm_rs_root {
 	/* root->spt, or NULL if there is no valid root. */
 	u64 *spt;
-	/* kvm_gfn_root_bits(kvm, root). */
+	/* kvm_gfn_root_bits(kvm, root) (6.12: no such bits, 0). */
 	u64 gfn_bits;
 	/* PAGE_OFFSET: __va(pa) == pa + page_offset. */
 	u64 page_offset;
@@ -122,8 +139,13 @@ struct kvm_rs_fast_pf {
 	const struct kvm_memory_slot *slot;
 	struct kvm_rs_root root;
 	u64 gfn;
+#if KVM_RS_SERIES == 0x0703
 	/* mmu->fmt.permissions[pfec >> 1] for the fault's error code. */
 	u16 permissions;
+#else
+	/* fault->exec. */
+	bool exec;
+#endif
 	bool write;
 	/* fault->slot && kvm_slot_dirty_track_enabled(fault->slot). */
 	bool slot_dirty_tracked;
@@ -137,12 +159,19 @@ struct kvm_rs_fast_pf {
  */
 extern u64 __read_mostly shadow_nx_mask;
 extern u64 __read_mostly shadow_user_mask;
+#if KVM_RS_SERIES == 0x0703
 extern u64 __read_mostly shadow_xs_mask;
 extern u64 __read_mostly shadow_xu_mask;
+#else
+/* 6.12 has no MBEC: one executable mask. */
+extern u64 __read_mostly shadow_x_mask;
+#endif
 extern u64 __read_mostly shadow_mmu_writable_mask;
 extern u64 __read_mostly shadow_acc_track_mask;
 extern u64 __read_mostly shadow_accessed_mask;
+#if KVM_RS_SERIES == 0x0703
 extern bool __read_mostly kvm_ad_enabled;
+#endif
 
 /* --- Implemented in Rust (mmu/kvm_rs.rs) --- */
 
@@ -213,6 +242,16 @@ void kvm_rs_diff_report(u64 gfn, int what,
  * writer of the SPTE, and whether it hit the retry bound (@lost > 4).
  */
 void kvm_rs_count_lost_cmpxchg(int impl, u32 lost);
+
+#if KVM_RS_SERIES == 0x060c
+/*
+ * What 6.12's kernel crate does not offer (mmu.c): rcu_read_lock() and
+ * rcu_read_unlock(), and WARN_ON(1) for the Rust's warn-once sites.
+ */
+void kvm_rs_rcu_read_lock(void);
+void kvm_rs_rcu_read_unlock(void);
+void kvm_rs_warn(void);
+#endif
 
 /* virt/kvm/kvm_main.c */
 void mark_page_dirty_in_slot(struct kvm *kvm,

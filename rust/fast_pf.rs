@@ -4,7 +4,10 @@
 //! fault without the MMU lock, with one compare-exchange.
 //!
 //! Replaces, for the TDP MMU, the retry loop of `fast_page_fault()` and
-//! `fast_pf_fix_direct_spte()` in `arch/x86/kvm/mmu/mmu.c` (Linux 7.3). The
+//! `fast_pf_fix_direct_spte()` in `arch/x86/kvm/mmu/mmu.c` (Linux 7.3, or
+//! 6.12 with `cfg(kvm_rs_6_12)`: the two decide differently whether an
+//! access would still fault, see [`still_faults`], and what a restored
+//! access-tracked SPTE holds, see [`Masks::restore_for_fix`]). The
 //! argument for why a lockless fix is safe is the one of
 //! `Documentation/virt/kvm/locking.rst` ("Fast page fault"); what enforces
 //! each step here:
@@ -44,8 +47,12 @@ pub struct Fault {
     pub gfn: u64,
     /// `fault->write`.
     pub write: bool,
-    /// `mmu->fmt.permissions[pfec >> 1]` for the fault's error code.
+    /// 7.3: `mmu->fmt.permissions[pfec >> 1]` for the fault's error code.
+    #[cfg(not(kvm_rs_6_12))]
     pub permissions: u16,
+    /// 6.12: `fault->exec`.
+    #[cfg(kvm_rs_6_12)]
+    pub exec: bool,
     /// `kvm_slot_dirty_track_enabled(fault->slot)`: the slot logs dirty
     /// pages (or is write-tracked), so huge SPTEs must stay read-only.
     pub slot_dirty_tracked: bool,
@@ -63,6 +70,33 @@ pub enum Decision {
     Fix(u64),
 }
 
+/// Would the faulting access still fault on the shadow-present `spte`?
+///
+/// 7.3: `spte_permission_fault()`, the MMU's permission table row for the
+/// fault's error code against the access bits the SPTE grants.
+#[cfg(not(kvm_rs_6_12))]
+#[inline(always)]
+pub fn still_faults(masks: &Masks, fault: &Fault, spte: u64) -> bool {
+    masks.permission_fault(spte, fault.permissions)
+}
+
+/// Would the faulting access still fault on the shadow-present `spte`?
+///
+/// 6.12: `!is_access_allowed(fault, spte)`: a fetch needs an executable
+/// SPTE, a write a writable one, a read a present one (`PT_PRESENT_MASK`).
+#[cfg(kvm_rs_6_12)]
+#[inline(always)]
+pub fn still_faults(masks: &Masks, fault: &Fault, spte: u64) -> bool {
+    let allowed = if fault.exec {
+        masks.is_executable(spte)
+    } else if fault.write {
+        spte::is_writable(spte)
+    } else {
+        spte & spte::PT_PRESENT_MASK != 0
+    };
+    !allowed
+}
+
 /// The body of `fast_page_fault()`'s loop, for one snapshot `spte` of the
 /// last SPTE of a walk, found at `level`.
 #[inline(always)]
@@ -70,12 +104,12 @@ pub fn decide(masks: &Masks, fault: &Fault, spte: u64, level: u32) -> Decision {
     if !spte::is_shadow_present(spte) || !spte::is_last(spte, level) {
         return Decision::GiveUp;
     }
-    if !masks.permission_fault(spte, fault.permissions) {
+    if !still_faults(masks, fault, spte) {
         return Decision::Spurious;
     }
     let mut new_spte = spte;
     if !masks.ad_enabled() && masks.is_access_track(spte) {
-        new_spte = masks.restore_acc_track(new_spte) | masks.accessed();
+        new_spte = masks.restore_for_fix(new_spte);
     }
     if fault.write && masks.is_mmu_writable(spte) {
         new_spte |= PT_WRITABLE_MASK;
@@ -86,7 +120,7 @@ pub fn decide(masks: &Masks, fault: &Fault, spte: u64, level: u32) -> Decision {
             return Decision::GiveUp;
         }
     }
-    if new_spte == spte || masks.permission_fault(new_spte, fault.permissions) {
+    if new_spte == spte || still_faults(masks, fault, new_spte) {
         return Decision::GiveUp;
     }
     Decision::Fix(new_spte)

@@ -7,18 +7,20 @@
 //! in `mmu/kvm_rs.h` (`include/kvm_rs.h` in the kvm-rs repository). The logic
 //! ([`spte`], [`tdp_mmu`], [`fast_pf`]) uses no `kernel::` item, so the host
 //! test crate in `tools/host/` compiles the same files. The kernel's read
-//! section is in `rcu`, the differential mode (`CONFIG_KVM_RUST_FAST_PF_DIFF`)
+//! section is in `rcu`, what the kernel crate of each supported series
+//! offers differently (7.3, or 6.12 with `cfg(kvm_rs_6_12)`) in `kcompat`,
+//! the differential mode (`CONFIG_KVM_RUST_FAST_PF_DIFF`)
 //! in `diff`; this root holds the
 //! FFI: the bindings, the entry points, and the translation of the C's
 //! structures into the types of the logic.
 
 use core::mem::MaybeUninit;
 use kernel::ffi::c_int;
-use kernel::sync::atomic::{AtomicFlag, Relaxed};
 
 #[cfg(CONFIG_KVM_RUST_FAST_PF_DIFF)]
 mod diff;
 pub mod fast_pf;
+mod kcompat;
 mod rcu;
 pub mod spte;
 pub mod tdp_mmu;
@@ -64,16 +66,12 @@ macro_rules! check_ffi_signature {
     };
 }
 
-/// `WARN_ON_ONCE(true)`: a full warning the first time this call site is
-/// reached, nothing after.
-macro_rules! warn_on_once {
-    () => {{
-        static WARNED: AtomicFlag = AtomicFlag::new(false);
-        if !WARNED.xchg(true, Relaxed) {
-            kernel::warn_on!(true);
-        }
-    }};
-}
+use kcompat::{pr_warn_once, warn_on_once};
+
+// The header and the Rust follow the same kernel series: `KVM_RS_SERIES`
+// comes from the tree's `LINUX_VERSION_CODE`, `spte::SERIES` from
+// `cfg(kvm_rs_6_12)`, which the series' Makefile change sets.
+const _: () = assert!(bindings::KVM_RS_SERIES == (spte::SERIES.0 << 8) | spte::SERIES.1);
 
 check_ffi_signature!(kvm_rs_tdp_fast_page_fault);
 check_ffi_signature!(kvm_rs_tdp_get_walk);
@@ -97,6 +95,7 @@ const _: () = assert!(bindings::KVM_RS_ROOT_MAX_LEVEL == spte::PT64_ROOT_MAX_LEV
 unsafe fn masks(root: &kvm_rs_root) -> Masks {
     // SAFETY: these globals of kvm.ko are written only while no vCPU can run
     // (vendor module load), and read by value here, as KVM's C reads them.
+    #[cfg(not(kvm_rs_6_12))]
     let values = unsafe {
         MaskValues {
             nx: bindings::shadow_nx_mask,
@@ -108,6 +107,23 @@ unsafe fn masks(root: &kvm_rs_root) -> Masks {
             accessed: bindings::shadow_accessed_mask,
             base_addr: root.base_addr_mask,
             ad_enabled: bindings::kvm_ad_enabled,
+        }
+    };
+    // SAFETY: as above. 6.12 has `shadow_x_mask` where 7.3 has
+    // `shadow_xs_mask` (no MBEC, so no `shadow_xu_mask`), and
+    // `kvm_ad_enabled()` is `!!shadow_accessed_mask`.
+    #[cfg(kvm_rs_6_12)]
+    let values = unsafe {
+        MaskValues {
+            nx: bindings::shadow_nx_mask,
+            user: bindings::shadow_user_mask,
+            xs: bindings::shadow_x_mask,
+            xu: 0,
+            mmu_writable: bindings::shadow_mmu_writable_mask,
+            acc_track: bindings::shadow_acc_track_mask,
+            accessed: bindings::shadow_accessed_mask,
+            base_addr: root.base_addr_mask,
+            ad_enabled: bindings::shadow_accessed_mask != 0,
         }
     };
     // SAFETY: `Masks::new()` requires KVM's masks: they are KVM's globals,
@@ -144,7 +160,10 @@ fn fault_of(pf: &kvm_rs_fast_pf) -> fast_pf::Fault {
     fast_pf::Fault {
         gfn: pf.gfn,
         write: pf.write,
+        #[cfg(not(kvm_rs_6_12))]
         permissions: pf.permissions,
+        #[cfg(kvm_rs_6_12)]
+        exec: pf.exec,
         slot_dirty_tracked: pf.slot_dirty_tracked,
     }
 }
@@ -306,7 +325,7 @@ unsafe fn tdp_fast_page_fault(
         FastPfResult::Spurious => RET_PF_SPURIOUS,
     };
     if outcome.retries_exhausted {
-        kernel::pr_warn_once!("Fast #PF retrying more than 4 times.\n");
+        pr_warn_once!("Fast #PF retrying more than 4 times.\n");
     }
     finished(pf, &outcome, ret);
     // The test build counts lost compare-exchanges, for the race test.

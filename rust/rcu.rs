@@ -4,16 +4,15 @@
 //! lock, plus the direct-map offset that turns a page table's physical
 //! address into a pointer.
 
+use crate::kcompat::{self, RcuGuard};
 use crate::tdp_mmu::Section;
 use core::ptr::NonNull;
-use kernel::sync::atomic::{Atomic, Full, Relaxed};
-use kernel::sync::rcu;
 
 /// An RCU read-side critical section in which TDP MMU page tables may be
 /// walked without mmu_lock (`walk_shadow_page_lockless_begin()` ..
 /// `_end()` of the TDP MMU, which is `rcu_read_lock()` .. `rcu_read_unlock()`).
 ///
-/// Not `Send` nor `Sync`, through [`rcu::Guard`]: a read section is per CPU.
+/// Not `Send` nor `Sync`, through [`RcuGuard`]: a read section is per CPU.
 ///
 /// # Invariants
 ///
@@ -21,7 +20,7 @@ use kernel::sync::rcu;
 /// - `page_offset` is the kernel's direct-map offset (`PAGE_OFFSET`):
 ///   `__va(pa) == pa + page_offset` for every page-table page.
 pub(crate) struct RcuSection {
-    _guard: rcu::Guard,
+    _guard: RcuGuard,
     page_offset: u64,
 }
 
@@ -34,11 +33,11 @@ impl RcuSection {
     ///   map, as `struct kvm_rs_root` carries it from C.
     #[inline(always)]
     pub(crate) unsafe fn new(page_offset: u64) -> Self {
-        // INVARIANT: `rcu::read_lock()` returns a guard that holds the RCU
+        // INVARIANT: `rcu_read_lock()` returns a guard that holds the RCU
         // read lock until it is dropped with `self`; the caller guarantees
         // `page_offset`.
         Self {
-            _guard: rcu::read_lock(),
+            _guard: kcompat::rcu_read_lock(),
             page_offset,
         }
     }
@@ -46,8 +45,8 @@ impl RcuSection {
 
 // SAFETY: the contract of `Section`, point by point:
 //
-// - Accesses. `load()` is `READ_ONCE()` (`Atomic::load(Relaxed)`) and
-//   `cmpxchg()` is a fully ordered `try_cmpxchg64()` (`Atomic::cmpxchg(Full)`),
+// - Accesses. `load()` is `READ_ONCE()` (`kcompat::load_u64()`) and
+//   `cmpxchg()` is a fully ordered `try_cmpxchg64()` (`kcompat::cmpxchg_u64()`),
 //   on SPTE addresses of page tables that are allocated (the next point).
 // - Lifetime of the tables. The root table stays allocated for the
 //   lifetime of the `Root` (its invariant: the vCPU holds a reference). A
@@ -62,7 +61,7 @@ impl RcuSection {
 unsafe impl Section for RcuSection {
     #[inline(always)]
     unsafe fn load(&self, sptep: *mut u64) -> u64 {
-        // SAFETY: the preconditions of `Atomic::from_ptr()`:
+        // SAFETY: the preconditions of `kcompat::load_u64()`:
         // - `sptep` is aligned, and valid for reads and writes for this
         //   call: the caller guarantees an SPTE address (an index below 512
         //   into a page table) of a table allocated for this borrow of
@@ -82,7 +81,7 @@ unsafe impl Section for RcuSection {
         //   of the parent); x86 makes stores visible in order and our load
         //   of the child depends on the address read from the parent, the
         //   same argument the C's lockless walkers rely on.
-        unsafe { Atomic::<u64>::from_ptr(sptep) }.load(Relaxed)
+        unsafe { kcompat::load_u64(sptep) }
     }
 
     #[inline(always)]
@@ -91,8 +90,7 @@ unsafe impl Section for RcuSection {
         // concurrent writers are atomic or `WRITE_ONCE()`, and this is the
         // fully ordered `try_cmpxchg64()` that locklessly fixing an SPTE
         // requires (Documentation/virt/kvm/locking.rst).
-        let spte = unsafe { Atomic::<u64>::from_ptr(sptep) };
-        spte.cmpxchg(old, new, Full).map(|_| ())
+        unsafe { kcompat::cmpxchg_u64(sptep, old, new) }.map(|_| ())
     }
 
     #[inline(always)]

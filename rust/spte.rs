@@ -2,13 +2,23 @@
 
 //! SPTE bit semantics of KVM's x86 MMU, as used by the TDP fast page fault.
 //!
-//! Mirrors `arch/x86/kvm/mmu/spte.h` and `mmu.h` of Linux 7.3. The fixed bits
-//! are constants; the bits KVM chooses at vendor-module load time (EPT or NPT,
+//! Mirrors `arch/x86/kvm/mmu/spte.h` and `mmu.h` of Linux 7.3, or of 6.12
+//! with `cfg(kvm_rs_6_12)` (set by the Makefile change of `patches/6.12/`,
+//! the series a 6.12 tree builds with; see [`SERIES`]). Where the two
+//! differ, both are stated here, side by side. The fixed bits are
+//! constants; the bits KVM chooses at vendor-module load time (EPT or NPT,
 //! A/D bits on or off) come in a [`Masks`] value built (`unsafe`) from
 //! KVM's globals by the kernel glue, or by a host test for its own tables.
 //!
 //! Everything here is plain arithmetic on `u64`: no `kernel::` items, no
 //! operation that can panic, so the host test crate compiles this file as is.
+
+/// The kernel series whose KVM this build follows, as (version, patchlevel).
+#[cfg(not(kvm_rs_6_12))]
+pub const SERIES: (u32, u32) = (7, 3);
+/// The kernel series whose KVM this build follows, as (version, patchlevel).
+#[cfg(kvm_rs_6_12)]
+pub const SERIES: (u32, u32) = (6, 12);
 
 /// `PT_PRESENT_MASK`: bit 0, also `ACC_READ_MASK` and the EPT readable bit.
 pub const PT_PRESENT_MASK: u64 = 1 << 0;
@@ -19,8 +29,14 @@ pub const PT_PAGE_SIZE_MASK: u64 = 1 << 7;
 /// `SPTE_MMU_PRESENT_MASK`: software bit 11, set in every shadow-present SPTE.
 pub const SPTE_MMU_PRESENT_MASK: u64 = 1 << 11;
 
-/// `SPTE_TDP_AD_SHIFT`: where the A/D type of a TDP SPTE is kept.
+/// `SPTE_TDP_AD_SHIFT`: where the A/D type of a TDP SPTE is kept (bits
+/// 61:60 in 7.3, 53:52 in 6.12).
+#[cfg(not(kvm_rs_6_12))]
 pub const SPTE_TDP_AD_SHIFT: u32 = 60;
+/// `SPTE_TDP_AD_SHIFT`: where the A/D type of a TDP SPTE is kept (bits
+/// 61:60 in 7.3, 53:52 in 6.12).
+#[cfg(kvm_rs_6_12)]
+pub const SPTE_TDP_AD_SHIFT: u32 = 52;
 /// `SPTE_TDP_AD_MASK`: the two A/D type bits.
 pub const SPTE_TDP_AD_MASK: u64 = 3 << SPTE_TDP_AD_SHIFT;
 /// `SPTE_TDP_AD_DISABLED`: the SPTE is access-tracked by KVM, not by A/D bits.
@@ -32,17 +48,33 @@ pub const VMX_EPT_READABLE_MASK: u64 = 0x1;
 pub const VMX_EPT_EXECUTABLE_MASK: u64 = 0x4;
 /// `VMX_EPT_USER_EXECUTABLE_MASK` (MBEC).
 pub const VMX_EPT_USER_EXECUTABLE_MASK: u64 = 1 << 10;
-/// `SHADOW_ACC_TRACK_SAVED_BITS_MASK`: the R/X bits an access-tracked SPTE saves.
+/// `SHADOW_ACC_TRACK_SAVED_BITS_MASK`: the R/X bits an access-tracked SPTE
+/// saves (7.3 also saves the MBEC user-executable bit).
+#[cfg(not(kvm_rs_6_12))]
 pub const SHADOW_ACC_TRACK_SAVED_BITS_MASK: u64 =
     VMX_EPT_READABLE_MASK | VMX_EPT_EXECUTABLE_MASK | VMX_EPT_USER_EXECUTABLE_MASK;
-/// `SHADOW_ACC_TRACK_SAVED_BITS_SHIFT`: where they are saved.
+/// `SHADOW_ACC_TRACK_SAVED_BITS_MASK`: the R/X bits an access-tracked SPTE
+/// saves (6.12 has no MBEC bit).
+#[cfg(kvm_rs_6_12)]
+pub const SHADOW_ACC_TRACK_SAVED_BITS_MASK: u64 = VMX_EPT_READABLE_MASK | VMX_EPT_EXECUTABLE_MASK;
+/// `SHADOW_ACC_TRACK_SAVED_BITS_SHIFT`: where they are saved (bit 52 in
+/// 7.3, 54 in 6.12).
+#[cfg(not(kvm_rs_6_12))]
 pub const SHADOW_ACC_TRACK_SAVED_BITS_SHIFT: u32 = 52;
+/// `SHADOW_ACC_TRACK_SAVED_BITS_SHIFT`: where they are saved (bit 52 in
+/// 7.3, 54 in 6.12).
+#[cfg(kvm_rs_6_12)]
+pub const SHADOW_ACC_TRACK_SAVED_BITS_SHIFT: u32 = 54;
 
 /// `SHADOW_NONPRESENT_VALUE` on x86-64: bit 63 (suppresses #VE for TDX).
 pub const SHADOW_NONPRESENT_VALUE: u64 = 1 << 63;
 /// `FROZEN_SPTE`: the value a TDP MMU writer parks in an SPTE while it does a
 /// multi-step update. Nobody else may write over it.
+#[cfg(not(kvm_rs_6_12))]
 pub const FROZEN_SPTE: u64 = SHADOW_NONPRESENT_VALUE | 0x1a0;
+/// `FROZEN_SPTE` of 6.12 (a different low pattern from 7.3's).
+#[cfg(kvm_rs_6_12)]
+pub const FROZEN_SPTE: u64 = SHADOW_NONPRESENT_VALUE | 0x5a0;
 
 /// `ACC_USER_MASK` (also `ACC_USER_EXEC_MASK` for EPT with MBEC).
 pub const ACC_USER_MASK: u32 = 1 << 2;
@@ -69,9 +101,10 @@ pub struct MaskValues {
     pub nx: u64,
     /// `shadow_user_mask`.
     pub user: u64,
-    /// `shadow_xs_mask`: EPT supervisor-executable.
+    /// `shadow_xs_mask`: EPT supervisor-executable. In 6.12, which has no
+    /// MBEC, `shadow_x_mask`: the EPT executable bit.
     pub xs: u64,
-    /// `shadow_xu_mask`: EPT user-executable (MBEC).
+    /// `shadow_xu_mask`: EPT user-executable (MBEC). 0 in 6.12.
     pub xu: u64,
     /// `shadow_mmu_writable_mask`: the software "MMU-writable" bit.
     pub mmu_writable: u64,
@@ -81,7 +114,8 @@ pub struct MaskValues {
     pub accessed: u64,
     /// `SPTE_BASE_ADDR_MASK`: the physical address bits of an SPTE.
     pub base_addr: u64,
-    /// `kvm_ad_enabled`: KVM uses hardware A/D bits.
+    /// `kvm_ad_enabled`: KVM uses hardware A/D bits (in 6.12 the function
+    /// `kvm_ad_enabled()`, `!!shadow_accessed_mask`).
     pub ad_enabled: bool,
 }
 
@@ -236,13 +270,35 @@ impl Masks {
     }
 
     /// `restore_acc_track_spte()`: put back the R/X bits that access
-    /// tracking saved in the high bits.
+    /// tracking saved in the high bits. (7.3's C function also sets the
+    /// accessed bit: [`Masks::restore_for_fix`] is what a fix installs.)
     #[inline(always)]
     pub const fn restore_acc_track(&self, spte: u64) -> u64 {
         let saved = (spte >> SHADOW_ACC_TRACK_SAVED_BITS_SHIFT) & SHADOW_ACC_TRACK_SAVED_BITS_MASK;
         let spte = spte & !self.acc_track;
         let spte = spte & !(SHADOW_ACC_TRACK_SAVED_BITS_MASK << SHADOW_ACC_TRACK_SAVED_BITS_SHIFT);
         spte | saved
+    }
+
+    /// What `fast_page_fault()` makes of an access-tracked SPTE it fixes:
+    /// 7.3 restores it and sets the accessed bit
+    /// (`restore_acc_track_spte(new_spte) | shadow_accessed_mask`, as its
+    /// `restore_acc_track_spte()` does); 6.12 restores it alone (its A/D
+    /// rework, which added the accessed bit, came in 6.13).
+    #[inline(always)]
+    pub const fn restore_for_fix(&self, spte: u64) -> u64 {
+        #[cfg(not(kvm_rs_6_12))]
+        let restored = self.restore_acc_track(spte) | self.accessed;
+        #[cfg(kvm_rs_6_12)]
+        let restored = self.restore_acc_track(spte);
+        restored
+    }
+
+    /// `is_executable_pte()` of 6.12: `(spte & (shadow_x_mask |
+    /// shadow_nx_mask)) == shadow_x_mask` (`xs` holds `shadow_x_mask`).
+    #[inline(always)]
+    pub const fn is_executable(&self, spte: u64) -> bool {
+        spte & (self.xs | self.nx) == self.xs
     }
 
     /// The `ACC_*` access bits a shadow-present SPTE grants, as computed by

@@ -97,11 +97,15 @@ stage_setup() {
 }
 
 stage_host() {
+	# The rust/ files under each supported series' semantics: 7.3 (the
+	# default) and 6.12 (cfg(kvm_rs_6_12), as patches/6.12 builds them).
 	run host-cargo-test bash -c 'cd tools/host && cargo test --release 2>&1'
+	run host-cargo-test-6.12 bash -c 'cd tools/host && cargo test --release --features linux-6-12 2>&1'
 	run host-compile-fail tools/host/compile-fail.sh
 	run host-fuzz tools/host/fuzz.sh
 	if [ -x tools/host/run-loom.sh ]; then
 		run host-loom tools/host/run-loom.sh
+		run host-loom-6.12 tools/host/run-loom.sh --features linux-6-12
 	fi
 }
 

@@ -5,7 +5,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use kvm_rs_host::fast_pf::{self, FastPfResult, Fault};
 use kvm_rs_host::spte::{self, Masks};
-use kvm_rs_host::testing::{npt_masks, Tables, BASE_ADDR_MASK};
+use kvm_rs_host::testing::{npt_masks, write_fault, Tables, BASE_ADDR_MASK};
 use std::hint::black_box;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,12 +35,6 @@ pub struct Setup {
     pub level: u32,
 }
 
-/// `permissions[PFERR_WRITE_MASK >> 1]` of an NPT TDP MMU: faults iff the
-/// access bits lack ACC_WRITE_MASK.
-pub fn npt_write_row() -> u16 {
-    (0..16u16).filter(|a| a & 2 == 0).fold(0, |r, a| r | 1 << a)
-}
-
 pub fn setup(level: u32, case: Case) -> Setup {
     let mut tables = Tables::new(level);
     let arm = match case {
@@ -50,12 +44,7 @@ pub fn setup(level: u32, case: Case) -> Setup {
     };
     tables.set_raw(GFN, 1, arm);
     let slot = tables.slot_ptr(GFN, 1);
-    let fault = Fault {
-        gfn: GFN,
-        write: true,
-        permissions: npt_write_row(),
-        slot_dirty_tracked: true,
-    };
+    let fault = write_fault(GFN, true);
     Setup {
         tables,
         masks: npt_masks(),

@@ -1,5 +1,6 @@
 //! Page tables in host memory for tests, and a [`Section`] over them.
 
+use crate::fast_pf::Fault;
 use crate::spte::{
     self, MaskValues, Masks, PT_PAGE_SIZE_MASK, PT_PRESENT_MASK, PT_WRITABLE_MASK,
     SPTE_MMU_PRESENT_MASK,
@@ -44,6 +45,7 @@ pub fn npt_masks() -> Masks {
 /// EPT masks as `kvm_mmu_set_ept_masks(has_ad_bits)` sets them: XS bit 2,
 /// XU bit 10, MMU-writable bit 55, accessed bit 8, access tracking clears
 /// RWX and XU.
+#[cfg(not(kvm_rs_6_12))]
 pub fn ept_masks(has_ad_bits: bool) -> Masks {
     host_masks(MaskValues {
         nx: 0,
@@ -56,6 +58,42 @@ pub fn ept_masks(has_ad_bits: bool) -> Masks {
         base_addr: BASE_ADDR_MASK,
         ad_enabled: has_ad_bits,
     })
+}
+
+/// EPT masks as 6.12's `kvm_mmu_set_ept_masks(has_ad_bits, true)` sets
+/// them: user mask the readable bit, X bit 2 (`shadow_x_mask`, in `xs`),
+/// MMU-writable bit 58, accessed bit 8 only with A/D bits (and
+/// `kvm_ad_enabled()` = `!!shadow_accessed_mask`), access tracking clears
+/// RWX.
+#[cfg(kvm_rs_6_12)]
+pub fn ept_masks(has_ad_bits: bool) -> Masks {
+    host_masks(MaskValues {
+        nx: 0,
+        user: 1,
+        xs: 1 << 2,
+        xu: 0,
+        mmu_writable: 1 << 58,
+        acc_track: 0x7,
+        accessed: if has_ad_bits { 1 << 8 } else { 0 },
+        base_addr: BASE_ADDR_MASK,
+        ad_enabled: has_ad_bits,
+    })
+}
+
+/// A write fault (error code W, not user, not fetch) on `gfn`, as the C
+/// glue describes it: on 7.3 the permission row `permissions[PFERR_WRITE_MASK
+/// >> 1]`, which faults exactly on the accesses without write permission
+/// (whatever the MMU, since `cr0.wp` is 1 for TDP), on 6.12 `exec` false.
+pub fn write_fault(gfn: u64, slot_dirty_tracked: bool) -> Fault {
+    Fault {
+        gfn,
+        write: true,
+        #[cfg(not(kvm_rs_6_12))]
+        permissions: (0..16u16).filter(|a| a & 2 == 0).fold(0, |r, a| r | 1 << a),
+        #[cfg(kvm_rs_6_12)]
+        exec: false,
+        slot_dirty_tracked,
+    }
 }
 
 /// `values` as the [`Masks`] of walks over [`Tables`], whose physical

@@ -19,8 +19,10 @@ const GFN: u64 = 0x12_3456;
 fn ept() -> RefMmu {
     RefMmu::ept(true, false)
 }
-const WP: u64 = (1 << 11) | (1 << 55) | (1 << 53) | 0x5 | (1 << 8) | 0x4_2000;
-/// An ignored bit (EPT bit 57) the other CPU flips to make our cmpxchg fail
+const WP: u64 =
+    (1 << 11) | c::EPT_SPTE_MMU_WRITABLE | c::EPT_SPTE_HOST_WRITABLE | 0x5 | (1 << 8) | 0x4_2000;
+/// A bit the decision ignores (EPT bit 57: ignored in 7.3, host-writable in
+/// 6.12) that the other CPU flips to make our cmpxchg fail
 /// while keeping the SPTE fixable.
 const NOISE: u64 = 1 << 57;
 
@@ -171,7 +173,12 @@ fn read_fault_on_access_tracked_no_dirty_mark() {
     // EPT without A/D: access-tracked, MMU-writable; a read restores R/X.
     let m = RefMmu::ept(false, false);
     let masks = masks_of(&m);
-    let at = (1 << 11) | (1 << 60) | (1 << 55) | (1 << 53) | (0x5u64 << 52) | 0x9000;
+    let at = (1 << 11)
+        | c::SPTE_TDP_AD_DISABLED
+        | c::EPT_SPTE_MMU_WRITABLE
+        | c::EPT_SPTE_HOST_WRITABLE
+        | (0x5u64 << c::SHADOW_ACC_TRACK_SAVED_BITS_SHIFT)
+        | 0x9000;
     let (t, p) = setup(5, at);
     let section = HookSection::new(t.section());
     let mut dirty = 0u32;
@@ -319,7 +326,9 @@ fn leaf_strategy(m: RefMmu) -> impl Strategy<Value = u64> {
     let acc_tracked = if m.kvm_ad_enabled {
         fixable
     } else {
-        (fixable & !m.shadow_acc_track_mask) | (1 << 60) | (5 << 52)
+        (fixable & !m.shadow_acc_track_mask)
+            | c::SPTE_TDP_AD_DISABLED
+            | (5 << c::SHADOW_ACC_TRACK_SAVED_BITS_SHIFT)
     };
     prop_oneof![3 => Just(fixable), 2 => Just(acc_tracked), 2 => spte_strategy()]
 }

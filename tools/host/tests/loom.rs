@@ -7,7 +7,7 @@
 #![cfg(loom)]
 
 use core::ptr::NonNull;
-use kvm_rs_host::fast_pf::{self, FastPfResult, Fault};
+use kvm_rs_host::fast_pf::{self, FastPfResult};
 use kvm_rs_host::spte::{self, Masks, FROZEN_SPTE, SHADOW_NONPRESENT_VALUE};
 use kvm_rs_host::tdp_mmu::{Root, Section};
 use loom::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +25,12 @@ fn masks() -> Masks {
 }
 
 /// EPT, 4K, dirty-logged: MMU-writable + host-writable, R+X, not W.
-const WP: u64 = (1 << 11) | (1 << 55) | (1 << 53) | 0x5 | (1 << 8) | 0x4_2000;
+/// `EPT_SPTE_MMU_WRITABLE` | `EPT_SPTE_HOST_WRITABLE` of the series.
+#[cfg(not(kvm_rs_6_12))]
+const EPT_WRITABLE_BITS: u64 = (1 << 55) | (1 << 53);
+#[cfg(kvm_rs_6_12)]
+const EPT_WRITABLE_BITS: u64 = (1 << 58) | (1 << 57);
+const WP: u64 = (1 << 11) | EPT_WRITABLE_BITS | 0x5 | (1 << 8) | 0x4_2000;
 const NON_LEAF: u64 = CHILD | (1 << 11) | 0x7;
 
 /// The two SPTEs on the walk for GFN, as loom atomics: [root entry, leaf].
@@ -135,20 +140,9 @@ fn vcpu(sptes: Arc<Sptes>, cas: Cas) -> VcpuResult {
     // SAFETY: walked only in a `LoomSection`, which dereferences no
     // address: BASE is a key of its model.
     let root = unsafe { Root::new(BASE as *mut u64, 2, 0) };
-    // EPT write fault: permissions[PFERR_WRITE >> 1] faults on every
-    // non-writable access combination (ACC_WRITE_MASK = bit 1 clear).
-    let mut row = 0u16;
-    for access in 0..16 {
-        if access & 2 == 0 {
-            row |= 1 << access;
-        }
-    }
-    let fault = Fault {
-        gfn: GFN,
-        write: true,
-        permissions: row,
-        slot_dirty_tracked: true,
-    };
+    // EPT write fault (7.3: permissions[PFERR_WRITE >> 1] faults on every
+    // non-writable access combination; 6.12: not a fetch).
+    let fault = kvm_rs_host::testing::write_fault(GFN, true);
     let mut marks = 0;
     let out = fast_pf::fast_page_fault(&section, &masks, &root, &fault, || marks += 1);
     let result = out.result;

@@ -55,6 +55,7 @@ fn constants_match_c() {
 }
 
 /// The reference permissions table is not vacuous: spot checks by hand.
+#[cfg(not(kvm_rs_6_12))]
 #[test]
 fn reference_permissions_spot_checks() {
     let ept = RefMmu::ept(true, false);
@@ -96,10 +97,13 @@ fn reference_permissions_spot_checks() {
 /// Hand-computed decisions for the cases the fast path exists for.
 #[test]
 fn decide_known_cases() {
+    const MMU_W: u64 = c::EPT_SPTE_MMU_WRITABLE;
+    const AD_OFF: u64 = c::SPTE_TDP_AD_DISABLED;
+    const SAVED: u32 = c::SHADOW_ACC_TRACK_SAVED_BITS_SHIFT;
     // EPT, dirty logging: MMU-writable, host-writable, R+X, not W.
     let m = RefMmu::ept(true, false);
     let masks = masks_of(&m);
-    let wp = (1 << 11) | (1 << 55) | (1 << 53) | 0x5 | 0x1234_5000;
+    let wp = (1 << 11) | MMU_W | c::EPT_SPTE_HOST_WRITABLE | 0x5 | 0x1234_5000;
     let wf = fault_of(&m, 0, c::PFERR_WRITE_MASK | c::PFERR_PRESENT_MASK, true);
     assert_eq!(decide(&masks, &wf, wp, 1), Decision::Fix(wp | 2));
     // Huge page in a dirty-logged slot: slow path.
@@ -113,7 +117,7 @@ fn decide_known_cases() {
     // Already writable: spurious.
     assert_eq!(decide(&masks, &wf, wp | 2, 1), Decision::Spurious);
     // Not MMU-writable: give up.
-    assert_eq!(decide(&masks, &wf, wp & !(1 << 55), 1), Decision::GiveUp);
+    assert_eq!(decide(&masks, &wf, wp & !MMU_W, 1), Decision::GiveUp);
     // Frozen, zapped: give up.
     assert_eq!(decide(&masks, &wf, spte::FROZEN_SPTE, 1), Decision::GiveUp);
     assert_eq!(
@@ -125,17 +129,49 @@ fn decide_known_cases() {
     // EPT without A/D: access-tracked SPTE (RWX/XU cleared, R+X saved).
     let m = RefMmu::ept(false, false);
     let masks = masks_of(&m);
-    let at = (1 << 11) | (1 << 60) | (1 << 55) | (0x5u64 << 52) | 0x7000;
+    let at = (1 << 11) | AD_OFF | MMU_W | (0x5u64 << SAVED) | 0x7000;
+    // 7.3 sets the accessed bit on restore; 6.12 does not (and has no
+    // accessed mask without A/D bits).
+    #[cfg(not(kvm_rs_6_12))]
+    let a = 1 << 8;
+    #[cfg(kvm_rs_6_12)]
+    let a = 0;
     let rf = fault_of(&m, 0, 0, false);
     assert_eq!(
         decide(&masks, &rf, at, 1),
-        Decision::Fix((1 << 11) | (1 << 60) | (1 << 55) | 0x5 | (1 << 8) | 0x7000)
+        Decision::Fix((1 << 11) | AD_OFF | MMU_W | 0x5 | a | 0x7000)
     );
     let wf = fault_of(&m, 0, c::PFERR_WRITE_MASK, false);
     assert_eq!(
         decide(&masks, &wf, at, 1),
-        Decision::Fix((1 << 11) | (1 << 60) | (1 << 55) | 0x7 | (1 << 8) | 0x7000)
+        Decision::Fix((1 << 11) | AD_OFF | MMU_W | 0x7 | a | 0x7000)
     );
+    // A fetch from a present, non-executable EPT SPTE: 7.3's permission
+    // table and 6.12's is_access_allowed() both say it still faults, and
+    // nothing in the fast path can grant X.
+    let ff = fault_of(&m, 0, c::PFERR_FETCH_MASK, false);
+    assert_eq!(
+        decide(&masks, &ff, (1 << 11) | MMU_W | 0x3 | 0x7000, 1),
+        Decision::GiveUp
+    );
+}
+
+/// Where the series differ: a read fault on an SPTE that is readable but
+/// grants no user access. 7.3 checks the MMU's permission table, in which
+/// a user read needs ACC_USER_MASK: it still faults, and the fast path
+/// gives up. 6.12's is_access_allowed() asks only for PT_PRESENT_MASK:
+/// spurious.
+#[test]
+fn decide_user_read_differs_between_series() {
+    let m = RefMmu::npt(false);
+    let masks = masks_of(&m);
+    // NPT leaf: MMU-present, present, not user, MMU-writable.
+    let leaf = (1 << 11) | 1 | c::DEFAULT_SPTE_MMU_WRITABLE | 0x7000;
+    let user_read = fault_of(&m, 0, c::PFERR_USER_MASK, false);
+    #[cfg(not(kvm_rs_6_12))]
+    assert_eq!(decide(&masks, &user_read, leaf, 1), Decision::GiveUp);
+    #[cfg(kvm_rs_6_12)]
+    assert_eq!(decide(&masks, &user_read, leaf, 1), Decision::Spurious);
 }
 
 proptest! {
@@ -154,9 +190,11 @@ proptest! {
         prop_assert_eq!(masks.is_access_track(spte), m.is_access_track_spte(spte));
         prop_assert_eq!(masks.restore_acc_track(spte), m.restore_acc_track_spte(spte));
         prop_assert_eq!(masks.pte_access(spte), m.pte_access(spte));
+        prop_assert_eq!(masks.is_executable(spte), m.is_executable_pte(spte));
         prop_assert_eq!(masks.child_pt_pa(spte, level), m.spte_to_child_pt(spte, level as i32));
     }
 
+    #[cfg(not(kvm_rs_6_12))]
     #[test]
     fn prop_permission_fault(spte in spte_strategy(), ec in error_code_strategy(), m in config_strategy()) {
         let masks = masks_of(&m);
@@ -175,10 +213,11 @@ proptest! {
             // Invariants the fix path relies on.
             prop_assert!(new != spte);
             prop_assert!(spte::is_shadow_present(spte) && !spte::is_frozen(spte));
-            prop_assert!(!m.spte_permission_fault(new, ec));
+            prop_assert!(!m.still_faults(new, ec));
             prop_assert!(spte::is_shadow_present(new));
             // Only W, the restored acc-track bits and Accessed may change.
-            let changeable = 2 | m.shadow_acc_track_mask | (c::SHADOW_ACC_TRACK_SAVED_BITS_MASK << 52)
+            let changeable = 2 | m.shadow_acc_track_mask
+                | (c::SHADOW_ACC_TRACK_SAVED_BITS_MASK << c::SHADOW_ACC_TRACK_SAVED_BITS_SHIFT)
                 | c::SHADOW_ACC_TRACK_SAVED_BITS_MASK | m.shadow_accessed_mask;
             prop_assert_eq!((new ^ spte) & !changeable, 0);
             // `Fix`'s invariant: a leaf at the same level, same address, so
@@ -204,7 +243,11 @@ proptest! {
 /// all levels, W/U/F error codes, dirty tracking and mask configurations.
 #[test]
 fn exhaustive_decide_over_interesting_bits() {
+    #[cfg(not(kvm_rs_6_12))]
     const BITS: &[u32] = &[0, 1, 2, 7, 8, 10, 11, 52, 53, 54, 55, 60, 61, 62, 63];
+    // 6.12: A/D type 53:52, saved bits 56:54, MMU-writable 58.
+    #[cfg(kvm_rs_6_12)]
+    const BITS: &[u32] = &[0, 1, 2, 7, 8, 10, 11, 52, 53, 54, 55, 56, 58, 62, 63];
     let mut n = 0u64;
     let mut fixes = 0u64;
     for (name, m) in configs() {

@@ -39,8 +39,9 @@ pub const INTERESTING_BITS: &[u32] = &[
     0, 1, 2, // P/R, W, U or X
     5, 6, 7, 8, 9, 10, // NPT A, D, PS, EPT A, D/host-writable, XU/MMU-writable
     11, // MMU-present
-    52, 53, 54, 55, // acc-track saved bits, EPT host/MMU-writable
-    58, 60, 61, 62, 63, // A/D type, NX/suppress-VE
+    52, 53, 54, 55, // 7.3: acc-track saved bits, EPT host/MMU-writable; 6.12: A/D type, saved
+    56, 57, // 6.12: saved bits, EPT host-writable
+    58, 60, 61, 62, 63, // 6.12 EPT MMU-writable, 7.3 A/D type, NX/suppress-VE
 ];
 
 /// Random SPTEs biased to the interesting bits and special values.
@@ -58,7 +59,9 @@ pub fn spte_strategy() -> impl Strategy<Value = u64> {
         v
     });
     // A/D type is a two-bit field: make each of its values common.
-    let with_ad_type = (from_bits.clone(), 0u64..4).prop_map(|(v, t)| (v & !(3 << 60)) | (t << 60));
+    let with_ad_type = (from_bits.clone(), 0u64..4).prop_map(|(v, t)| {
+        (v & !reference::SPTE_TDP_AD_MASK) | (t << reference::SPTE_TDP_AD_SHIFT)
+    });
     prop_oneof![
         3 => with_ad_type,
         2 => from_bits,
@@ -92,8 +95,9 @@ pub fn masks_of(m: &RefMmu) -> Masks {
     })
 }
 
-/// The Rust `Fault` for an error code, as the C glue builds it:
-/// `permissions[pfec >> 1]` with pfec = error code & (W|U|F).
+/// The Rust `Fault` for an error code, as the C glue builds it: 7.3's
+/// `permissions[pfec >> 1]` with pfec = error code & (W|U|F), 6.12's
+/// `fault->exec`.
 pub fn fault_of(
     m: &RefMmu,
     gfn: u64,
@@ -103,7 +107,13 @@ pub fn fault_of(
     kvm_rs_host::fast_pf::Fault {
         gfn,
         write: error_code & reference::PFERR_WRITE_MASK != 0,
+        #[cfg(not(kvm_rs_6_12))]
         permissions: m.permission_row(error_code),
+        #[cfg(kvm_rs_6_12)]
+        exec: {
+            let _ = m;
+            error_code & reference::PFERR_FETCH_MASK != 0
+        },
         slot_dirty_tracked,
     }
 }

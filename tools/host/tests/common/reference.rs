@@ -1,4 +1,6 @@
-//! Reference model: a line-by-line transliteration of the C of Linux 7.3.
+//! Reference model: a line-by-line transliteration of the C of Linux 7.3,
+//! or of 6.12 with `cfg(kvm_rs_6_12)` (`cargo test --features linux-6-12`):
+//! where the two series' C differs, both are transliterated.
 //! Nothing here uses `kvm_rs_host::spte` or the other modules under test.
 
 // ---- arch/x86/include/asm/vmx.h ----
@@ -37,7 +39,10 @@ pub const PFERR_FETCH_MASK: u64 = 1 << 4;
 
 // ---- arch/x86/kvm/mmu/spte.h ----
 pub const SPTE_MMU_PRESENT_MASK: u64 = 1 << 11;
+#[cfg(not(kvm_rs_6_12))]
 pub const SPTE_TDP_AD_SHIFT: u32 = 60;
+#[cfg(kvm_rs_6_12)]
+pub const SPTE_TDP_AD_SHIFT: u32 = 52;
 pub const SPTE_TDP_AD_MASK: u64 = 3 << SPTE_TDP_AD_SHIFT;
 pub const SPTE_TDP_AD_ENABLED: u64 = 0 << SPTE_TDP_AD_SHIFT;
 pub const SPTE_TDP_AD_DISABLED: u64 = 1 << SPTE_TDP_AD_SHIFT;
@@ -45,15 +50,30 @@ pub const SPTE_TDP_AD_WRPROT_ONLY: u64 = 2 << SPTE_TDP_AD_SHIFT;
 pub const SPTE_BASE_ADDR_MASK: u64 = ((1u64 << 52) - 1) & !(4096u64 - 1);
 pub const SPTE_LEVEL_BITS: u32 = 9;
 pub const SPTE_ENT_PER_PAGE: u64 = 1 << SPTE_LEVEL_BITS;
+#[cfg(not(kvm_rs_6_12))]
 pub const SHADOW_ACC_TRACK_SAVED_BITS_MASK: u64 =
     VMX_EPT_READABLE_MASK | VMX_EPT_EXECUTABLE_MASK | VMX_EPT_USER_EXECUTABLE_MASK;
+#[cfg(kvm_rs_6_12)]
+pub const SHADOW_ACC_TRACK_SAVED_BITS_MASK: u64 = VMX_EPT_READABLE_MASK | VMX_EPT_EXECUTABLE_MASK;
+#[cfg(not(kvm_rs_6_12))]
 pub const SHADOW_ACC_TRACK_SAVED_BITS_SHIFT: u32 = 52;
+#[cfg(kvm_rs_6_12)]
+pub const SHADOW_ACC_TRACK_SAVED_BITS_SHIFT: u32 = 54;
 pub const DEFAULT_SPTE_HOST_WRITABLE: u64 = 1 << 9;
 pub const DEFAULT_SPTE_MMU_WRITABLE: u64 = 1 << 10;
+#[cfg(not(kvm_rs_6_12))]
 pub const EPT_SPTE_HOST_WRITABLE: u64 = 1 << 53;
+#[cfg(not(kvm_rs_6_12))]
 pub const EPT_SPTE_MMU_WRITABLE: u64 = 1 << 55;
+#[cfg(kvm_rs_6_12)]
+pub const EPT_SPTE_HOST_WRITABLE: u64 = 1 << 57;
+#[cfg(kvm_rs_6_12)]
+pub const EPT_SPTE_MMU_WRITABLE: u64 = 1 << 58;
 pub const SHADOW_NONPRESENT_VALUE: u64 = 1 << 63;
+#[cfg(not(kvm_rs_6_12))]
 pub const FROZEN_SPTE: u64 = SHADOW_NONPRESENT_VALUE | 0x1a0;
+#[cfg(kvm_rs_6_12)]
+pub const FROZEN_SPTE: u64 = SHADOW_NONPRESENT_VALUE | 0x5a0;
 pub const PAGE_SHIFT: u32 = 12;
 
 /// `__PT_LEVEL_SHIFT(level, SPTE_LEVEL_BITS)`.
@@ -185,7 +205,9 @@ pub struct RefMmu {
     pub shadow_accessed_mask: u64,
     pub shadow_dirty_mask: u64,
     pub shadow_nx_mask: u64,
+    /// 6.12: `shadow_x_mask` (no MBEC there).
     pub shadow_xs_mask: u64,
+    /// 6.12: none, 0.
     pub shadow_xu_mask: u64,
     pub shadow_present_mask: u64,
     pub shadow_acc_track_mask: u64,
@@ -198,6 +220,7 @@ impl RefMmu {
     /// `kvm_mmu_reset_all_pte_masks()` then `kvm_mmu_set_ept_masks()`, then
     /// `init_kvm_tdp_mmu()`: `update_spte_permission_bitmask(context, true,
     /// shadow_xs_mask)` with `root_role.cr4_smep` = `tdp_has_smep`.
+    #[cfg(not(kvm_rs_6_12))]
     pub fn ept(has_ad_bits: bool, tdp_has_smep: bool) -> Self {
         let mut m = RefMmu {
             kvm_ad_enabled: has_ad_bits,
@@ -215,6 +238,31 @@ impl RefMmu {
         };
         m.update_spte_permission_bitmask(true, m.shadow_xs_mask != 0, tdp_has_smep);
         m
+    }
+
+    /// 6.12: `kvm_mmu_reset_all_pte_masks()` then
+    /// `kvm_mmu_set_ept_masks(has_ad_bits, true)`: the accessed and dirty
+    /// masks are 0 without A/D bits, `kvm_ad_enabled()` is
+    /// `!!shadow_accessed_mask`, the user mask is the readable bit and the
+    /// access-tracking mask RWX. No permission table is used.
+    #[cfg(kvm_rs_6_12)]
+    pub fn ept(has_ad_bits: bool, tdp_has_smep: bool) -> Self {
+        let _ = tdp_has_smep;
+        let accessed = if has_ad_bits { VMX_EPT_ACCESS_BIT } else { 0 };
+        RefMmu {
+            kvm_ad_enabled: accessed != 0,
+            shadow_user_mask: VMX_EPT_READABLE_MASK,
+            shadow_accessed_mask: accessed,
+            shadow_dirty_mask: if has_ad_bits { VMX_EPT_DIRTY_BIT } else { 0 },
+            shadow_nx_mask: 0,
+            shadow_xs_mask: VMX_EPT_EXECUTABLE_MASK,
+            shadow_xu_mask: 0,
+            shadow_present_mask: VMX_EPT_SUPPRESS_VE_BIT,
+            shadow_acc_track_mask: VMX_EPT_RWX_MASK,
+            shadow_host_writable_mask: EPT_SPTE_HOST_WRITABLE,
+            shadow_mmu_writable_mask: EPT_SPTE_MMU_WRITABLE,
+            permissions: [0; 16],
+        }
     }
 
     /// `kvm_mmu_reset_all_pte_masks()` (SVM does not override), then
@@ -331,12 +379,18 @@ impl RefMmu {
         if !is_last_spte(spte, level) {
             return RefStep::Break(RetPf::Invalid);
         }
-        if !self.spte_permission_fault(spte, error_code) {
+        if !self.still_faults(spte, error_code) {
             return RefStep::Break(RetPf::Spurious);
         }
         let mut new_spte = spte;
+        #[cfg(not(kvm_rs_6_12))]
         if !self.kvm_ad_enabled && self.is_access_track_spte(spte) {
             new_spte = self.restore_acc_track_spte(new_spte) | self.shadow_accessed_mask;
+        }
+        // 6.12's restore_acc_track_spte() does not set the accessed bit.
+        #[cfg(kvm_rs_6_12)]
+        if !self.kvm_ad_enabled && self.is_access_track_spte(spte) {
+            new_spte = self.restore_acc_track_spte(new_spte);
         }
         if write && self.is_mmu_writable_spte(spte) {
             new_spte |= PT_WRITABLE_MASK;
@@ -344,10 +398,39 @@ impl RefMmu {
                 return RefStep::Break(RetPf::Invalid);
             }
         }
-        if new_spte == spte || self.spte_permission_fault(new_spte, error_code) {
+        if new_spte == spte || self.still_faults(new_spte, error_code) {
             return RefStep::Break(RetPf::Invalid);
         }
         RefStep::Fix(new_spte)
+    }
+
+    /// 7.3's check in `fast_page_fault()`: `spte_permission_fault()`.
+    #[cfg(not(kvm_rs_6_12))]
+    pub fn still_faults(&self, spte: u64, error_code: u64) -> bool {
+        self.spte_permission_fault(spte, error_code)
+    }
+
+    /// 6.12's check in `fast_page_fault()`: `!is_access_allowed(fault, spte)`.
+    #[cfg(kvm_rs_6_12)]
+    pub fn still_faults(&self, spte: u64, error_code: u64) -> bool {
+        !self.is_access_allowed(error_code, spte)
+    }
+
+    /// 6.12's `is_executable_pte()`.
+    pub fn is_executable_pte(&self, spte: u64) -> bool {
+        (spte & (self.shadow_xs_mask | self.shadow_nx_mask)) == self.shadow_xs_mask
+    }
+
+    /// 6.12's `is_access_allowed()`, with `fault->exec` and `fault->write`
+    /// from the error code as `kvm_mmu_do_page_fault()` sets them.
+    pub fn is_access_allowed(&self, error_code: u64, spte: u64) -> bool {
+        if error_code & PFERR_FETCH_MASK != 0 {
+            return self.is_executable_pte(spte);
+        }
+        if error_code & PFERR_WRITE_MASK != 0 {
+            return is_writable_pte(spte);
+        }
+        spte & PT_PRESENT_MASK != 0
     }
 }
 
