@@ -5,8 +5,11 @@
 KVMRS_CACHE ?= /var/cache/kvm-rs
 export KVMRS_CACHE
 
+# The kernel series (7.3 or 6.12) of the reference tree and of the tests.
+KVER ?= 7.3
+export KVER
 # The reference tree (scripts/kernel.sh builds it into the cache).
-REF_KDIR := $(shell scripts/kernel.sh --print-dir)
+REF_KDIR := $(shell KVER=$(KVER) scripts/kernel.sh --print-dir)
 KDIR ?= $(REF_KDIR)
 # Module parameters for `make load`, e.g. PARAMS="tdp_mmu=N".
 PARAMS ?=

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Build (or reuse) the reference Rust-enabled Linux 7.3 tree.
+# Build (or reuse) the reference Rust-enabled Linux tree of series $KVER
+# (7.3 by default, or 6.12: KVER=6.12).
 #
 #   scripts/kernel.sh [--flavor ref|gcc|debug|kcsan] [--print-dir]
 #
-# The source comes from Debian's linux-source-7.3 (trixie-backports); the
+# The source comes from Debian's linux-source-$KVER (7.3: trixie-backports,
+# 6.12: bookworm-security); the
 # build goes to $KVMRS_CACHE/build/<version>-<flavor>-<key>, where the key
 # hashes the options the config fragments set (not their comments) and the
 # toolchain versions, so a second run
@@ -55,11 +57,11 @@ fi
 mkdir -p "$KVMRS_CACHE/src" "$KVMRS_CACHE/build"
 
 if [ ! -f "$srcdir/Makefile" ]; then
-	step "kernel: downloading linux-source-$KVER (Debian trixie-backports)"
+	step "kernel: downloading linux-source-$KVER (Debian $(kver_suite "$KVER"))"
 	tmp=$(mktemp -d)
 	chmod 755 "$tmp"  # so that apt's _apt user can write the download
 	( cd "$tmp" && apt-get download -q "linux-source-$KVER" ) \
-		|| die "kernel: apt-get download linux-source-$KVER failed (is trixie-backports in the apt sources? run 'make setup')"
+		|| die "kernel: apt-get download linux-source-$KVER failed (is $(kver_suite "$KVER") in the apt sources? run 'make setup')"
 	deb=$(ls "$tmp"/linux-source-"$KVER"_*.deb)
 	dpkg-deb -f "$deb" Version > "$debver_file"
 	step "kernel: extracting $(basename "$deb")"
@@ -89,6 +91,18 @@ while IFS= read -r line; do
 	"# CONFIG_"*" is not set") opt=${line#\# }; want[${opt%% *}]="" ;;
 	esac
 done < <(cat "${fragments[@]}")
+# Options of the fragments that an older series does not have at all
+# (6.12: RUST_INLINE_HELPERS came in 6.14); each is checked to be absent
+# from the source's Kconfig files, not just tolerated.
+absent=""
+case "$KVER" in
+6.12) absent="CONFIG_RUST_INLINE_HELPERS" ;;
+esac
+for opt in $absent; do
+	! grep -rqx --include='Kconfig*' "config ${opt#CONFIG_}" "$srcdir" \
+		|| die "kernel: $opt is listed as absent from $KVER but $srcdir has it"
+	unset "want[$opt]"
+done
 lost=""
 for opt in "${!want[@]}"; do
 	[ -z "${want[$opt]}" ] || grep -qx "${want[$opt]}" "$builddir/.config" || lost="$lost $opt"

@@ -9,12 +9,28 @@ RUSTC_KERNEL=/usr/bin/rustc
 RUST_LIB_SRC=/usr/src/rustc-1.96.0/library
 LIBCLANG_PATH=/usr/lib/llvm-22/lib
 LLVM_PREFIX=/usr/lib/llvm-22/bin/
-KVER=7.3
+# The kernel series to build against (KVER= on the make command line):
+# each has its Debian source package and its patches/<series>/.
+KVER=${KVER:-7.3}
+SUPPORTED_KVERS="7.3 6.12"
 export LIBCLANG_PATH
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 ok() { printf '\033[32m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
+
+case " $SUPPORTED_KVERS " in
+*" $KVER "*) ;;
+*) die "KVER=$KVER is not a supported kernel series (supported: $SUPPORTED_KVERS)" ;;
+esac
+# Where Debian ships the series' source package (scripts/setup.sh adds
+# trixie-backports; bookworm-security is on every Debian 12 image).
+kver_suite() {
+	case "$1" in
+	7.3) echo trixie-backports ;;
+	6.12) echo bookworm-security ;;
+	esac
+}
 
 # oot_kvm_makefile MAKEFILE [OPTION...]: adapt a copy of arch/x86/kvm/Makefile
 # (with the series applied) for an M= build: absolute include paths,
