@@ -33,6 +33,8 @@ help:
 	@echo '  make                build kvm.ko, kvm-amd.ko, kvm-intel.ko (KDIR=<build tree>, default: reference tree)'
 	@echo '  make setup          install packages and tools (Debian 12, root; idempotent)'
 	@echo '  make kernel         build or reuse the cached reference Rust-enabled Linux 7.3 tree'
+	@echo '  KVER=6.12           with make kernel / make: the 6.12 LTS reference tree and a build against it'
+	@echo '                      (make KDIR=<tree> picks patches/<series>/ from the tree itself; supported: 7.3, 6.12)'
 	@echo '  make load           replace the running kvm modules with ours (PARAMS=, AMD_PARAMS=, INTEL_PARAMS= passed'
 	@echo '                      through, empty by default; e.g. INTEL_PARAMS="eptad=0 pml=0", the seed'"'"'s configuration)'
 	@echo '  make unload         unload kvm-amd/kvm-intel and kvm'

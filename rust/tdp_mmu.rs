@@ -222,8 +222,10 @@ impl<'r> Root<'r> {
     ///   freed only after every [`Section`] it is walked in that may have
     ///   read a pointer to them has ended (RCU in the kernel);
     /// - `level` is its level and `gfn_bits` its gfn bits, as KVM set them.
+    // Not `const`: `NonNull::new()` is const only since Rust 1.85, and
+    // 6.12's clippy.toml sets an MSRV of 1.78.
     #[inline(always)]
-    pub const unsafe fn new(spt: *mut u64, level: u32, gfn_bits: u64) -> Self {
+    pub unsafe fn new(spt: *mut u64, level: u32, gfn_bits: u64) -> Self {
         // INVARIANT: the caller's guarantees above are the invariants.
         Self {
             spt: NonNull::new(spt),

@@ -44,13 +44,13 @@ kdir=$(cd "$kdir" && pwd)
 release=$(cat "$kdir/include/config/kernel.release")
 kver=$(echo "$release" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
 [ -d "$KVMRS_ROOT/patches/$kver" ] \
-	|| die "build: kernel $release is not supported (no patches/$kver/; supported: $(ls "$KVMRS_ROOT/patches" | tr '\n' ' '))"
+	|| die "build: kernel $release is not supported (no patches/$kver/; supported: $SUPPORTED_KVERS)"
 grep -qx 'CONFIG_RUST=y' "$kdir/.config" \
 	|| die "build: KDIR $kdir is built without Rust support (CONFIG_RUST is not set)"
 grep -qx 'CONFIG_KVM=m' "$kdir/.config" \
 	|| die "build: KDIR $kdir needs CONFIG_KVM=m (kvm must be a module to be replaced)"
 [ -f "$kdir/rust/libkernel.rmeta" ] \
-	|| die "build: KDIR $kdir has no Rust metadata (rust/libkernel.rmeta): build the tree's Rust crates (make there)"
+	|| die "build: KDIR $kdir has no Rust metadata (rust/libkernel.rmeta; a distribution's headers package has none): build the tree's Rust crates (make there)"
 src=$kdir
 [ -e "$kdir/source" ] && src=$(cd "$kdir/source" && pwd)
 [ -d "$src/arch/x86/kvm" ] && [ -d "$src/virt/kvm" ] \

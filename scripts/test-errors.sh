@@ -46,6 +46,16 @@ fake_tree "$tmp/nometa" 7.3.4 CONFIG_RUST=y CONFIG_KVM=m
 expect "Rust tree without built metadata" "no Rust metadata" scripts/build.sh --kdir "$tmp/nometa"
 fake_tree "$tmp/nokvm" 7.3.4 CONFIG_RUST=y
 expect "tree without CONFIG_KVM=m" "needs CONFIG_KVM=m" scripts/build.sh --kdir "$tmp/nokvm"
+# The same for a 6.12 tree: a pristine (unconfigured, unbuilt) source tree,
+# one without CONFIG_RUST, and a headers-only tree (configured and built,
+# but no Rust metadata, as a distribution's linux-headers package).
+mkdir -p "$tmp/src612"; printf 'VERSION = 6\nPATCHLEVEL = 12\n' > "$tmp/src612/Makefile"
+expect "unbuilt 6.12 source tree" "not a configured kernel build tree" scripts/build.sh --kdir "$tmp/src612"
+fake_tree "$tmp/norust612" 6.12.118 CONFIG_KVM=m
+expect "6.12 tree without CONFIG_RUST" "without Rust support" scripts/build.sh --kdir "$tmp/norust612"
+fake_tree "$tmp/headers612" 6.12.118-amd64 CONFIG_RUST=y CONFIG_KVM=m
+expect "6.12 headers-only tree" "no Rust metadata (rust/libkernel.rmeta; a distribution's headers package has none)" scripts/build.sh --kdir "$tmp/headers612"
+expect "unsupported KVER" "KVER=6.1 is not a supported kernel series (supported: 7.3 6.12)" env KVER=6.1 scripts/kernel.sh
 expect "mismatched rustc" "but KDIR was built with rustc" env RUSTC="$(command -v rustc)" scripts/build.sh --kdir "$ref"
 expect "missing bindgen" "bindgen not found" env BINDGEN=/nonexistent/bindgen scripts/build.sh --kdir "$ref"
 expect "load on a host not running KDIR's kernel" "the running kernel is $(uname -r) but KDIR is" scripts/load.sh --kdir "$ref"
