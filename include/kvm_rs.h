@@ -13,23 +13,20 @@
 
 #include <linux/cache.h>
 #include <linux/types.h>
-#include <linux/version.h>
 
 /*
  * The kernel series whose KVM this header and the Rust follow, as
  * (version << 8 | patchlevel): their SPTE masks and fast page fault inputs
- * differ.  The Rust's cfg(kvm_rs_6_12), set by the series' Makefile, is
- * checked against it at compile time.
+ * differ.  7.3 unless the series' Makefile says otherwise (the 6.12 one
+ * passes -DKVM_RS_SERIES=0x060c to the C and to bindgen, and
+ * cfg(kvm_rs_6_12) to rustc); the Rust checks at compile time that the two
+ * agree.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0) && \
-	LINUX_VERSION_CODE < KERNEL_VERSION(7, 4, 0)
+#ifndef KVM_RS_SERIES
 #define KVM_RS_SERIES		0x0703
-#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) && \
-	LINUX_VERSION_CODE < KERNEL_VERSION(6, 13, 0)
-#define KVM_RS_SERIES		0x060c
-#else
-#error "kvm-rs supports Linux 7.3 and 6.12"
 #endif
+/* The same value, as bindgen sees it (it drops macros set with -D). */
+enum { KVM_RS_SERIES_BUILT = KVM_RS_SERIES };
 
 struct kvm;
 struct kvm_vcpu;

@@ -68,10 +68,10 @@ macro_rules! check_ffi_signature {
 
 use kcompat::{pr_warn_once, warn_on_once};
 
-// The header and the Rust follow the same kernel series: `KVM_RS_SERIES`
-// comes from the tree's `LINUX_VERSION_CODE`, `spte::SERIES` from
-// `cfg(kvm_rs_6_12)`, which the series' Makefile change sets.
-const _: () = assert!(bindings::KVM_RS_SERIES == (spte::SERIES.0 << 8) | spte::SERIES.1);
+// The header and the Rust follow the same kernel series: the series'
+// Makefile change sets both `KVM_RS_SERIES` (for the C and bindgen; 7.3 by
+// default) and `cfg(kvm_rs_6_12)` (for rustc, giving `spte::SERIES`).
+const _: () = assert!(bindings::KVM_RS_SERIES_BUILT == (spte::SERIES.0 << 8) | spte::SERIES.1);
 
 check_ffi_signature!(kvm_rs_tdp_fast_page_fault);
 check_ffi_signature!(kvm_rs_tdp_get_walk);

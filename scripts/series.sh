@@ -109,6 +109,12 @@ while read -r name files; do
 	n=$((n + 1))
 done < "$series_file"
 
+# Only 7.3 is sent upstream as an RFC series; other series stop here, with
+# build/series.work ready for editing and --export.
+[ -f "$dir/cover-letter" ] || {
+	ok "series: $work holds patches/$KVER applied ($n patches); no RFC series for $KVER (no patches/$KVER/cover-letter): edit there, then --export"
+	exit 0
+}
 rm -rf "$out"; mkdir -p "$out"
 git -C "$work" format-patch -q --cover-letter --subject-prefix="RFC PATCH" \
 	--zero-commit --no-signature -o "$out" base..HEAD
