@@ -95,34 +95,28 @@ const _: () = assert!(bindings::KVM_RS_ROOT_MAX_LEVEL == spte::PT64_ROOT_MAX_LEV
 unsafe fn masks(root: &kvm_rs_root) -> Masks {
     // SAFETY: these globals of kvm.ko are written only while no vCPU can run
     // (vendor module load), and read by value here, as KVM's C reads them.
-    #[cfg(not(kvm_rs_6_12))]
+    // 6.12 has `shadow_x_mask` where 7.3 has `shadow_xs_mask` (no MBEC, so
+    // no `shadow_xu_mask`), and `kvm_ad_enabled()` is `!!shadow_accessed_mask`
+    // where 7.3 has a variable.
     let values = unsafe {
         MaskValues {
             nx: bindings::shadow_nx_mask,
             user: bindings::shadow_user_mask,
+            #[cfg(not(kvm_rs_6_12))]
             xs: bindings::shadow_xs_mask,
-            xu: bindings::shadow_xu_mask,
-            mmu_writable: bindings::shadow_mmu_writable_mask,
-            acc_track: bindings::shadow_acc_track_mask,
-            accessed: bindings::shadow_accessed_mask,
-            base_addr: root.base_addr_mask,
-            ad_enabled: bindings::kvm_ad_enabled,
-        }
-    };
-    // SAFETY: as above. 6.12 has `shadow_x_mask` where 7.3 has
-    // `shadow_xs_mask` (no MBEC, so no `shadow_xu_mask`), and
-    // `kvm_ad_enabled()` is `!!shadow_accessed_mask`.
-    #[cfg(kvm_rs_6_12)]
-    let values = unsafe {
-        MaskValues {
-            nx: bindings::shadow_nx_mask,
-            user: bindings::shadow_user_mask,
+            #[cfg(kvm_rs_6_12)]
             xs: bindings::shadow_x_mask,
+            #[cfg(not(kvm_rs_6_12))]
+            xu: bindings::shadow_xu_mask,
+            #[cfg(kvm_rs_6_12)]
             xu: 0,
             mmu_writable: bindings::shadow_mmu_writable_mask,
             acc_track: bindings::shadow_acc_track_mask,
             accessed: bindings::shadow_accessed_mask,
             base_addr: root.base_addr_mask,
+            #[cfg(not(kvm_rs_6_12))]
+            ad_enabled: bindings::kvm_ad_enabled,
+            #[cfg(kvm_rs_6_12)]
             ad_enabled: bindings::shadow_accessed_mask != 0,
         }
     };

@@ -243,12 +243,6 @@ impl Masks {
         self.ad_enabled
     }
 
-    /// `shadow_accessed_mask`.
-    #[inline(always)]
-    pub const fn accessed(&self) -> u64 {
-        self.accessed
-    }
-
     /// `is_mmu_writable_spte()`: KVM may make this SPTE writable without
     /// the MMU lock (it is write-protected only for dirty logging or access
     /// tracking, not for shadowing).
