@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make check`: every test of kvm-rs, cheapest first.
 #
-#   scripts/check.sh [all|host|build|errors|vm|intel|intree] [vm test names...]
+#   scripts/check.sh [all|host|build|errors|vm|intel|intree|6.12] [vm test names...]
 #
 # Stages: setup (idempotent) -> host cargo tests -> reference kernel (cached)
 # -> module build with clippy + rustfmt -> the in-tree series (make series:
@@ -9,7 +9,9 @@
 # (QEMU TCG: tdp_mmu=Y with the Rust and the C fast path, tdp_mmu=N; the
 # tests with several vCPUs under single-threaded TCG, the rest under MTTCG)
 # -> Intel list (Bochs: eptad=0 rust + differential mode, eptad=0 c,
-# eptad=1 rust) -> the in-tree series built and booted on both machines.
+# eptad=1 rust) -> the in-tree series built and booted on both machines;
+# between build and errors the 6.12 LTS series (stage_612: its tree, its
+# modules with clippy, its selftests, its shorter lists on both machines).
 # Ends with
 # a table and a "N passed, N failed" line; exits non-zero on any failure.
 # Nothing is retried.
@@ -19,9 +21,14 @@ cd "$KVMRS_ROOT"
 
 what=${1:-all}
 shift || true
-# KVER picks the series of `make kernel` and `make`; the checks cover every
-# series themselves (stage_612), and the VM suites exist for 7.3 only.
-[ "$KVER" = 7.3 ] || die "check: the checks run for every series from KVER=7.3 (the default); the VM suites do not exist for $KVER yet"
+# The whole check covers every series itself (stage_612 for 6.12); KVER=
+# picks the series of the vm and intel stages (make KVER=6.12 check-vm).
+case "$what" in
+vm|intel) ;;
+*) [ "$KVER" = 7.3 ] || die "check: '$what' covers every series from KVER=7.3 (the default); KVER=$KVER applies to check-vm and check-intel" ;;
+esac
+# the series' lists: tools/vm/suite.list for 7.3, suite-<series>.list else
+lsfx=""; [ "$KVER" = 7.3 ] || lsfx=-$KVER
 logdir=$KVMRS_ROOT/build/logs
 mkdir -p "$logdir"
 declare -a names=() results=() times=()
@@ -121,15 +128,33 @@ stage_build() {
 	run series scripts/series.sh --verify
 }
 
-# The 6.12 LTS series: its reference tree (cached like 7.3's) and the
-# modules built against it with clippy, into their own directory (build/current
-# stays the 7.3 build the VM stages load). Its host tests run in stage_host;
-# it has no VM stage yet.
+# check-vm and check-intel: the build stage for 7.3; for another KVER its
+# modules against its reference tree (build/<release>, what vm.sh loads).
+stage_build_kver() {
+	if [ "$KVER" = 7.3 ]; then stage_build; return; fi
+	run "modules-$KVER-clippy" scripts/build.sh --kdir "$(scripts/kernel.sh --print-dir)" --clippy || summary
+}
+
+# The 6.12 LTS series: its reference tree (cached like 7.3's), the modules
+# built against it with clippy into their own directory (build/current stays
+# the 7.3 build the 7.3 VM stages load), 6.12's own stock selftests plus
+# ours, and a shorter VM list than 7.3's on both machines
+# (tools/vm/suite-6.12.list with the Rust path and with tdp_mmu=N;
+# tools/vm/intel-6.12.list in the seed's configuration with the
+# differential mode). Its host tests run in stage_host.
+VM612_CONFIGS=("Y-rust:tdp_mmu=Y tdp_fast_pf=rust" "N:tdp_mmu=N")
 stage_612() {
-	local kdir
+	local kdir mods
 	run kernel-6.12 env KVER=6.12 scripts/kernel.sh || return 0
 	kdir=$(KVER=6.12 scripts/kernel.sh --print-dir)
-	run modules-6.12-clippy scripts/build.sh --kdir "$kdir" --clippy --out "$KVMRS_ROOT/build/6.12-check"
+	run modules-6.12-clippy scripts/build.sh --kdir "$kdir" --clippy --out "$KVMRS_ROOT/build/6.12-check" \
+		|| return 0
+	run selftests-build-6.12 env KVER=6.12 scripts/selftests.sh || return 0
+	mods=$KVMRS_ROOT/build/6.12-check/arch/x86/kvm
+	vm_suite 6.12 tools/vm/suite-6.12.list VM612_CONFIGS --kdir "$kdir" --modules "$mods"
+	run intel-6.12-eptad0-rust scripts/vm.sh --machine intel --quiet --kdir "$kdir" --modules "$mods" \
+		--kvm-params "tdp_mmu=Y tdp_fast_pf=rust tdp_fast_pf_diff=Y" --intel-params "ept=1 eptad=0 pml=0" \
+		--suite tools/vm/intel-6.12.list --log "$logdir/guest-6.12-intel-eptad0-rust.log"
 }
 
 stage_errors() {
@@ -151,21 +176,25 @@ SMP_TESTS="dirty_log_perf-v2 dirty_log_perf-o dirty_log_perf-thp
 	dirty_log_perf-thp-o dirty_log_perf-v4 dirty_log_perf-v4-o dirty_log_page_split
 	memslot_modification diff-mode"
 
-# Two VM runs per configuration (MTTCG, single-threaded TCG); vm.sh prints
+# vm_suite <prefix> <list> <configs array name> [vm.sh args...] [-- tests...]:
+# for each "<name>:<kvm params>" of the array, two VM runs (MTTCG,
+# single-threaded TCG, as SMP_TESTS and TCG= split the tests); vm.sh prints
 # per-test results and fails on any test failure, hang or kernel report.
-stage_vm() {
-	local listfile=tools/vm/suite.list suite=() all=() multi=() single=() t
-	if [ $# = 1 ] && [ -f "$1" ]; then
-		listfile=$1; suite=(--suite "$1")
-		mapfile -t all < <(grep -v -E '^[[:space:]]*(#|$)' "$1" | awk '{print $1}')
-	elif [ $# -gt 0 ]; then
-		# names or globs, expanded against the suite as vm.sh does
-		local pat name
+# Check names: vm-<prefix>tdp_mmu=<name>-mttcg|-tcg1.
+vm_suite() {
+	local prefix=$1 listfile=$2 all=() multi=() single=() t args=() cfg name
+	local -n cfgs=$3
+	shift 3
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	if [ $# -gt 0 ]; then
+		# names or globs, expanded against the list as vm.sh does
+		local pat n found
 		for pat in ${*//,/ }; do
-			local found=0
-			while read -r name; do
+			found=0
+			while read -r n; do
 				# shellcheck disable=SC2254 # glob match on purpose
-				case "$name" in $pat) all+=("$name"); found=1 ;; esac
+				case "$n" in $pat) all+=("$n"); found=1 ;; esac
 			done < <(grep -v -E '^[[:space:]]*(#|$)' "$listfile" | awk '{print $1}')
 			[ $found = 1 ] || die "check: no test '$pat' in $listfile"
 		done
@@ -180,22 +209,35 @@ stage_vm() {
 	single) single=("${all[@]}") ;;
 	*) die "check: TCG wants multi or single, not '$TCG'" ;;
 	esac
-	run selftests-build scripts/selftests.sh || return
-	run vm-runner-goes-red scripts/test-vm-runner.sh
-	# <check name suffix>:<kvm module parameters>
-	local cfg name
-	for cfg in "Y-rust:tdp_mmu=Y tdp_fast_pf=rust" "Y-c:tdp_mmu=Y tdp_fast_pf=c" \
-		"N:tdp_mmu=N"; do
-		name=vm-tdp_mmu=${cfg%%:*}
+	[ -n "$prefix" ] && prefix=$prefix-
+	for cfg in "${cfgs[@]}"; do
+		name=vm-${prefix}tdp_mmu=${cfg%%:*}
 		if [ ${#multi[@]} -gt 0 ]; then
 			run "$name-mttcg" scripts/vm.sh --quiet --tcg multi --kvm-params "${cfg#*:}" \
-				"${suite[@]}" --tests "${multi[*]}" --log "$logdir/guest-${cfg%%:*}-mttcg.log"
+				--suite "$listfile" "${args[@]}" --tests "${multi[*]}" \
+				--log "$logdir/guest-$prefix${cfg%%:*}-mttcg.log"
 		fi
 		if [ ${#single[@]} -gt 0 ]; then
 			run "$name-tcg1" scripts/vm.sh --quiet --tcg single --kvm-params "${cfg#*:}" \
-				"${suite[@]}" --tests "${single[*]}" --log "$logdir/guest-${cfg%%:*}-tcg1.log"
+				--suite "$listfile" "${args[@]}" --tests "${single[*]}" \
+				--log "$logdir/guest-$prefix${cfg%%:*}-tcg1.log"
 		fi
 	done
+}
+
+# The AMD suite of the KVER series (tools/vm/suite.list for 7.3), or a list
+# file given as the only argument, or names/globs from it, in three
+# configurations.
+VM_CONFIGS=("Y-rust:tdp_mmu=Y tdp_fast_pf=rust" "Y-c:tdp_mmu=Y tdp_fast_pf=c" "N:tdp_mmu=N")
+stage_vm() {
+	local listfile=tools/vm/suite$lsfx.list prefix=""
+	[ "$KVER" = 7.3 ] || prefix=$KVER
+	if [ $# = 1 ] && [ -f "$1" ]; then
+		listfile=$1; shift
+	fi
+	run selftests-build scripts/selftests.sh || return
+	run vm-runner-goes-red scripts/test-vm-runner.sh
+	vm_suite "$prefix" "$listfile" VM_CONFIGS -- "$@"
 }
 
 # Intel VMX + EPT under Bochs (one CPU, emulated time), tools/vm/intel.list
@@ -213,14 +255,15 @@ INTEL_CONFIGS=(
 	"eptad1-rust|tdp_mmu=Y tdp_fast_pf=rust|ept=1 eptad=1 pml=0"
 )
 stage_intel() {
-	local list=tools/vm/intel.list cfg name kp ip tests=()
+	local list=tools/vm/intel$lsfx.list cfg name kp ip tests=() prefix=""
+	[ "$KVER" = 7.3 ] || prefix=$KVER-
 	[ $# = 0 ] || tests=(--tests "$*")	# default: all of $list
 	[[ " ${names[*]} " == *" selftests-build "* ]] || run selftests-build scripts/selftests.sh || return
 	for cfg in "${INTEL_CONFIGS[@]}"; do
 		IFS='|' read -r name kp ip <<< "$cfg"
-		run "intel-$name" scripts/vm.sh --machine intel --quiet --kvm-params "$kp" \
+		run "intel-$prefix$name" scripts/vm.sh --machine intel --quiet --kvm-params "$kp" \
 			--intel-params "$ip" --suite "$list" "${tests[@]}" \
-			--log "$logdir/guest-intel-$name.log"
+			--log "$logdir/guest-${prefix}intel-$name.log"
 	done
 }
 
@@ -249,12 +292,13 @@ stage_intree() {
 case "$what" in
 all) stage_setup; stage_host; stage_build; stage_612; stage_errors; stage_vm; stage_intel; stage_intree ;;
 intree) stage_setup; stage_build; stage_intree ;;
+6.12) stage_612 ;;
 host) stage_host ;;
 build) stage_setup; stage_build ;;
 errors) stage_errors ;;
-vm) stage_setup; stage_build; stage_vm "$@" ;;
-intel) stage_setup; stage_build; stage_intel "$@" ;;
+vm) stage_setup; stage_build_kver; stage_vm "$@" ;;
+intel) stage_setup; stage_build_kver; stage_intel "$@" ;;
 
-*) die "check: unknown stage '$what' (all, host, build, errors, vm, intel, intree)" ;;
+*) die "check: unknown stage '$what' (all, host, build, errors, vm, intel, intree, 6.12)" ;;
 esac
 summary

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build (or reuse) the static KVM selftests of the reference 7.3 tree plus
+# Build (or reuse) the static KVM selftests of the reference tree ($KVER) plus
 # the project's own tests (tools/selftests/*.c), for the VM runner.
 #
 #   scripts/selftests.sh [--print-dir] [--force] [--src <linux source tree>]
@@ -20,13 +20,28 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 # Stock selftests we run in the VM (paths relative to the kvm selftests dir).
-STOCK_TARGETS=(
-	dirty_log_test dirty_log_perf_test access_tracking_perf_test
-	set_memory_region_test memslot_modification_stress_test mmu_stress_test
-	kvm_page_table_test demand_paging_test kvm_binary_stats_test
-	pre_fault_memory_test x86/dirty_log_page_splitting_test
-	x86/nx_huge_pages_test x86/save_restore_pf_stress_test
-)
+# 6.12 keeps the x86 tests in x86_64/ and has neither mmu_stress_test (6.13)
+# nor x86/save_restore_pf_stress_test.
+case "$KVER" in
+6.12)
+	STOCK_TARGETS=(
+		dirty_log_test dirty_log_perf_test access_tracking_perf_test
+		set_memory_region_test memslot_modification_stress_test
+		kvm_page_table_test demand_paging_test kvm_binary_stats_test
+		pre_fault_memory_test x86_64/dirty_log_page_splitting_test
+		x86_64/nx_huge_pages_test
+	)
+	arch_dir=x86_64 ;;
+*)
+	STOCK_TARGETS=(
+		dirty_log_test dirty_log_perf_test access_tracking_perf_test
+		set_memory_region_test memslot_modification_stress_test mmu_stress_test
+		kvm_page_table_test demand_paging_test kvm_binary_stats_test
+		pre_fault_memory_test x86/dirty_log_page_splitting_test
+		x86/nx_huge_pages_test x86/save_restore_pf_stress_test
+	)
+	arch_dir=x86 ;;
+esac
 
 print_dir=0
 force=0
@@ -103,7 +118,7 @@ fi
 
 # 3. Our tests, built by tools/selftests/Makefile, a wrapper around the kvm
 #    selftests Makefile (it needs to run inside the kvm selftests directory).
-rm -rf "$kvm_st/kvmrs"; mkdir -p "$kvm_st/kvmrs" "$out/kvmrs" "$out/x86"
+rm -rf "$kvm_st/kvmrs"; mkdir -p "$kvm_st/kvmrs" "$out/kvmrs" "$out/$arch_dir"
 if [ ${#our_tests[@]} -gt 0 ]; then
 	cp "$ours_dir"/*.c "$kvm_st/kvmrs/"
 	cp "$ours_dir"/*.h "$kvm_st/kvmrs/" 2>/dev/null || true
@@ -134,7 +149,7 @@ for t in "${targets[@]}"; do
 	cp "$t" "$bindir.tmp/$(basename "$t")"
 done
 # x86/nx_huge_pages_test.sh drives nx_huge_pages_test with its parameters.
-cp "$kvm_st/x86/nx_huge_pages_test.sh" "$bindir.tmp/" 2>/dev/null || true
+cp "$kvm_st/$arch_dir/nx_huge_pages_test.sh" "$bindir.tmp/" 2>/dev/null || true
 # Old sets go, but not those another checkout used in the last two hours
 # (it may be packing one into an initramfs right now).
 find "$base" -maxdepth 1 -type d -name 'bin-*' ! -name "$(basename "$bindir").tmp" \

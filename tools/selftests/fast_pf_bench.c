@@ -22,10 +22,11 @@
  *          dirty log and clears it (re-protecting the pages).
  *
  * Access tracking (-a, the seed's "Writing to idle memory" of
- * access_tracking_perf_test): no dirty logging; the process runs in a memory
- * cgroup of its own and MGLRU ages its memory (lru_gen_do_aging(), as
- * access_tracking_perf_test does), which ages KVM's SPTEs through the
- * clear_young MMU notifier.  On Intel EPT with eptad=0 an aged SPTE is
+ * access_tracking_perf_test): no dirty logging; the memory is aged as the
+ * series' access_tracking_perf_test ages it (kvmrs_age(): on 7.3 the
+ * process runs in a memory cgroup of its own and MGLRU ages it,
+ * lru_gen_do_aging(); on 6.12 idle page tracking marks every page idle),
+ * which ages KVM's SPTEs through the clear_young MMU notifier.  On Intel EPT with eptad=0 an aged SPTE is
  * access-tracked (R/W/X cleared) and the next access to the page faults:
  * the fast path restores it.  (With A/D bits, AMD NPT or eptad=1, aging
  * clears the accessed bit and the next access faults not at all.)
@@ -43,8 +44,8 @@
  * regions, pf_fast grew by exactly the number of pages in each pass (0 with
  * kvm.tdp_fast_pf=off on the TDP MMU), and the kvm_rs counters of the active
  * implementation agree when the module has them.  With -a: every page holds
- * the marker of every pass; the aging found the region's pages on the
- * memcg's MGLRU lists; an idle pass took no fast page fault with
+ * the marker of every pass; the aging reached every page of the region
+ * (7.3: on the memcg's MGLRU lists; 6.12: present); an idle pass took no fast page fault with
  * kvm.tdp_fast_pf=off on the TDP MMU.  No exact fault count is asserted
  * with -a (a page still in a per-CPU folio batch is not aged, and aging
  * also reaches the guest's page tables and code): pf_fast and the counters
@@ -80,9 +81,7 @@
 
 #include <linux/bitmap.h>
 
-#include "cgroup_util.h"
 #include "kvm_util.h"
-#include "lru_gen_util.h"
 #include "processor.h"
 #include "test_util.h"
 #include "ucall_common.h"
@@ -133,7 +132,6 @@ static bool overlap;
 static bool manual_protect = true;
 static bool quiet;
 static bool access_mode;	/* -a */
-static char memcg_name[64];	/* -a: our memcg, as debugfs lru_gen names it */
 static enum vm_mem_backing_src_type backing = VM_MEM_SRC_ANONYMOUS;
 
 static struct kvm_vm *vm;
@@ -272,10 +270,10 @@ static void read_pf_stats(struct pf_stats *s)
 
 	memset(s, 0, sizeof(*s));
 	for (i = 0; i < nr_vcpus; i++) {
-		s->fast += vcpu_get_stat(vcpus[i], pf_fast);
-		s->taken += vcpu_get_stat(vcpus[i], pf_taken);
-		s->fixed += vcpu_get_stat(vcpus[i], pf_fixed);
-		s->spurious += vcpu_get_stat(vcpus[i], pf_spurious);
+		s->fast += kvmrs_vcpu_stat(vcpus[i], pf_fast);
+		s->taken += kvmrs_vcpu_stat(vcpus[i], pf_taken);
+		s->fixed += kvmrs_vcpu_stat(vcpus[i], pf_fixed);
+		s->spurious += kvmrs_vcpu_stat(vcpus[i], pf_spurious);
 	}
 }
 
@@ -346,47 +344,33 @@ static u64 *page_hva0(u64 i)
 
 /* ---- access tracking (-a) ------------------------------------------------------ */
 
-static char memcg_root[PATH_MAX];
-static char *memcg_path;
+static struct kvmrs_ager ager;
 
 /*
- * Move this process into a memory cgroup of its own before the VM exists,
- * so that its guest memory is charged there and MGLRU ages exactly it.
+ * Set up aging (kvmrs_util.h) before the VM exists: on 7.3 this process
+ * moves into a memory cgroup of its own, so that its guest memory is
+ * charged there and MGLRU ages exactly it.
  */
 static void memcg_enter(void)
 {
-	__TEST_REQUIRE(lru_gen_usable(), "-a needs MGLRU (CONFIG_LRU_GEN, debugfs lru_gen)");
-	__TEST_REQUIRE(!cg_find_controller_root(memcg_root, sizeof(memcg_root), "memory"),
-		       "-a needs a cgroup2 mount with the memory controller");
-	snprintf(memcg_name, sizeof(memcg_name), "fast_pf_bench.%d", getpid());
-	memcg_path = cg_name(memcg_root, memcg_name);
-	TEST_ASSERT(memcg_path, "cg_name");
-	TEST_ASSERT(!cg_create(memcg_path), "cannot create cgroup %s: %s", memcg_path,
-		    strerror(errno));
-	if (cg_enter_current(memcg_path)) {
-		cg_destroy(memcg_path);
-		TEST_FAIL("cannot move the benchmark into cgroup %s", memcg_path);
-	}
+	const char *why = kvmrs_ager_unusable();
+	int err;
+
+	__TEST_REQUIRE(!why, "-a cannot age guest memory: %s", why);
+	err = kvmrs_ager_enter(&ager, "fast_pf_bench");
+	TEST_ASSERT(!err, "cannot set up aging (memcg %s): %s", ager.name, strerror(err));
 }
 
 static void memcg_leave(void)
 {
-	if (!memcg_path)
-		return;
-	TEST_ASSERT(!cg_enter_current(memcg_root), "cannot leave cgroup %s", memcg_path);
-	TEST_ASSERT(!cg_destroy(memcg_path), "cannot remove cgroup %s: %s", memcg_path,
+	TEST_ASSERT(!kvmrs_ager_destroy(&ager, true), "cannot remove cgroup %s: %s", ager.cg,
 		    strerror(errno));
-	free(memcg_path);
-	memcg_path = NULL;
 }
 
-/* One MGLRU aging pass over our memcg; returns the pages on its lists. */
+/* One aging pass over the region; returns the pages it could act on. */
 static long age_memory(void)
 {
-	struct memcg_stats stats;
-
-	lru_gen_do_aging(&stats, memcg_name);
-	return lru_gen_sum_memcg_stats(&stats);
+	return kvmrs_age(&ager, page_hva0(0), region_pages, guest_page_size);
 }
 
 /* ---- main loop --------------------------------------------------------------- */
@@ -401,8 +385,9 @@ static void help(const char *name)
 	       "  -i  iterations incl. populate, >= 2 (default 3)\n"
 	       "  -o  overlap: every vCPU writes the whole region (memstress -o)\n"
 	       "  -g  no manual dirty-log protect: KVM_GET_DIRTY_LOG clears the log\n"
-	       "  -a  access tracking: no dirty logging; age the memory with MGLRU before\n"
-	       "      every iteration after the first (\"Writing to idle memory\")\n"
+	       "  -a  access tracking: no dirty logging; age the memory (MGLRU on 7.3,\n"
+	       "      idle page tracking on 6.12) before every iteration after the\n"
+	       "      first (\"Writing to idle memory\")\n"
 	       "  -q  summary lines only (no per-vCPU lines)\n",
 	       name, BENCH_MAX_VCPUS);
 	backing_src_help("-s");
@@ -489,7 +474,7 @@ static void print_pass(int it, int pass, const char *phase, const struct pass_re
 	       (unsigned long)(res->p1.taken - res->p0.taken),
 	       (unsigned long)(res->p1.fixed - res->p0.fixed),
 	       (unsigned long)(res->p1.spurious - res->p0.spurious),
-	       (unsigned long)vm_get_stat(vm, pages_2m), lru, rsbuf);
+	       (unsigned long)kvmrs_vm_stat(vm, pages_2m), lru, rsbuf);
 	fflush(stdout);
 }
 
@@ -511,8 +496,8 @@ static void run_access_tracking(bool tdp, const char *mode)
 	clear_markers();
 	lru = age_memory();
 	TEST_ASSERT(lru >= (long)region_pages,
-		    "%ld pages on the MGLRU lists of %s, the region has %lu: memcg not set up?",
-		    lru, memcg_name, (unsigned long)region_pages);
+		    "aging reached %ld pages (memcg %s), the region has %lu: aging not set up?",
+		    lru, ager.name, (unsigned long)region_pages);
 	run_pass(++pass, &res);
 	print_pass(1, pass, "repopulate", &res, 0, lru);
 	clear_markers();

@@ -106,8 +106,6 @@
  */
 #include "kselftest_harness.h"
 
-#include "cgroup_util.h"
-#include "lru_gen_util.h"
 
 #include "kvmrs_util.h"
 
@@ -746,13 +744,13 @@ TEST_F_TIMEOUT(fast_pf, 4k, FAST_PF_TIMEOUT)
 	run_round(&t, 0, 0);			/* populate: slow path */
 	enable_dirty_logging(&t);
 
-	pf0 = vcpu_get_stat(t.vcpu[0], pf_fast);
+	pf0 = kvmrs_vcpu_stat(t.vcpu[0], pf_fast);
 	read_rs_stats(&t, &rs0);
 	trace_begin();
 	run_round(&t, 1, 0);			/* every page: one WP fault */
 	trace_end(&tc);
 	read_rs_stats(&t, &rs1);
-	pf1 = vcpu_get_stat(t.vcpu[0], pf_fast);
+	pf1 = kvmrs_vcpu_stat(t.vcpu[0], pf_fast);
 	check_log(&t, 1, 0, &missing, &extra, &expected);
 	test_vm_free(&t);
 
@@ -832,12 +830,12 @@ TEST_F_TIMEOUT(fast_pf_huge, huge, FAST_PF_TIMEOUT)
 
 	test_vm_create(&t, VM_MEM_SRC_ANONYMOUS_THP, n, 1);
 	run_round(&t, 0, 0);			/* populate: 2M mappings if THP */
-	huge = vm_get_stat(t.vm, pages_2m);
+	huge = kvmrs_vm_stat(t.vm, pages_2m);
 	ksft_print_msg("huge: eager_page_split=%c, %lu pages, %lu 2M mappings after populate\n",
 		       eager, (unsigned long)n, (unsigned long)huge);
 	enable_dirty_logging(&t);
 
-	pf0 = vcpu_get_stat(t.vcpu[0], pf_fast);
+	pf0 = kvmrs_vcpu_stat(t.vcpu[0], pf_fast);
 	/* several rounds of scattered writes, several pages per 2M region */
 	for (r = 1; r <= 4; r++) {
 		run_round(&t, r, 3);
@@ -845,9 +843,9 @@ TEST_F_TIMEOUT(fast_pf_huge, huge, FAST_PF_TIMEOUT)
 		tot_missing += missing;
 		tot_extra += extra;
 	}
-	pf1 = vcpu_get_stat(t.vcpu[0], pf_fast);
+	pf1 = kvmrs_vcpu_stat(t.vcpu[0], pf_fast);
 	ksft_print_msg(HUGE_SUMMARY_FMT,
-		       (unsigned long)(pf1 - pf0), (unsigned long)vm_get_stat(t.vm, pages_2m),
+		       (unsigned long)(pf1 - pf0), (unsigned long)kvmrs_vm_stat(t.vm, pages_2m),
 		       (unsigned long)tot_extra, (unsigned long)tot_missing);
 	test_vm_free(&t);
 
@@ -987,13 +985,13 @@ TEST_F_TIMEOUT(fast_pf, spurious, FAST_PF_TIMEOUT)
 	vcpu_run_round(t.vcpu[1], 0);
 	enable_dirty_logging(&t);
 
-	pf0 = vcpu_get_stat(t.vcpu[0], pf_fast) + vcpu_get_stat(t.vcpu[1], pf_fast);
+	pf0 = kvmrs_vcpu_stat(t.vcpu[0], pf_fast) + kvmrs_vcpu_stat(t.vcpu[1], pf_fast);
 	read_rs_stats(&t, &rs0);
 	trace_begin();
 	run_round_all(&t, 1);
 	trace_end(&tc);
 	read_rs_stats(&t, &rs1);
-	pf1 = vcpu_get_stat(t.vcpu[0], pf_fast) + vcpu_get_stat(t.vcpu[1], pf_fast);
+	pf1 = kvmrs_vcpu_stat(t.vcpu[0], pf_fast) + kvmrs_vcpu_stat(t.vcpu[1], pf_fast);
 	check_log(&t, 1, 0, &missing, &extra, &expected);
 	test_vm_free(&t);
 
@@ -1153,7 +1151,7 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 	enable_dirty_logging(&t);
 
 	for (v = 0; v < RACE_VCPUS; v++)
-		pf0 += vcpu_get_stat(t.vcpu[v], pf_fast);
+		pf0 += kvmrs_vcpu_stat(t.vcpu[v], pf_fast);
 	read_rs_stats(&t, &rs0);
 	for (r = 1; r <= opt_rounds; r++) {
 		u64 missing = 0, wrong = 0, first = 0, value = 0;
@@ -1185,7 +1183,7 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 	}
 	read_rs_stats(&t, &rs1);
 	for (v = 0; v < RACE_VCPUS; v++)
-		pf1 += vcpu_get_stat(t.vcpu[v], pf_fast);
+		pf1 += kvmrs_vcpu_stat(t.vcpu[v], pf_fast);
 	sync_global_from_guest(t.vm, guest_barrier_cut);
 	test_vm_free(&t);
 	ksft_print_msg("race: %lu of %lu barrier waits gave up after %d PAUSEs\n",
@@ -1234,16 +1232,17 @@ TEST_F_TIMEOUT(fast_pf, race, FAST_PF_TIMEOUT)
 /* ---- fast_pf_access.*.access -------------------------------------------------- */
 
 /*
- * fast_pf_access: the test process runs in a memory cgroup of its own, so
- * that MGLRU ages exactly its memory (lru_gen_do_aging() on that memcg), as
- * access_tracking_perf_test does.  The parent process removes the cgroup
- * after the test process is gone.
+ * fast_pf_access: guest memory aged through kvmrs_age() (kvmrs_util.h): on
+ * 7.3 the test process runs in a memory cgroup of its own, so that MGLRU
+ * ages exactly its memory (lru_gen_do_aging() on that memcg), as
+ * access_tracking_perf_test does, and the parent process removes the cgroup
+ * after the test process is gone; on 6.12 idle page tracking marks the test
+ * slot's pages idle.
  */
 FIXTURE(fast_pf_access) {
 	char mode[16];		/* kvm.tdp_fast_pf at setup; "stock" without it */
 	bool tdp_mmu;
-	char memcg[64];		/* the cgroup's name, as debugfs lru_gen lists it */
-	char cg[PATH_MAX];	/* its path; empty until created */
+	struct kvmrs_ager ager;
 };
 
 FIXTURE_VARIANT(fast_pf_access) {
@@ -1297,9 +1296,8 @@ static const char *aging_no_fault_reason(bool tdp_mmu)
 
 FIXTURE_SETUP(fast_pf_access)
 {
-	char root[PATH_MAX];
 	const char *why;
-	char *cg;
+	int err;
 
 	fast_pf_mode(self->mode, sizeof(self->mode));
 	self->tdp_mmu = get_kvm_param_bool("tdp_mmu");
@@ -1313,28 +1311,18 @@ FIXTURE_SETUP(fast_pf_access)
 			SKIP(return, "counters not checked: no %s, aged pages not countable",
 			     TRACE_AGED_EN);
 	}
-	if (!lru_gen_usable())
-		SKIP(return, "MGLRU (lru_gen) is not usable: guest memory cannot be aged");
-	if (cg_find_controller_root(root, sizeof(root), "memory"))
-		SKIP(return, "no cgroup2 mount with the memory controller");
-	snprintf(self->memcg, sizeof(self->memcg), "fast_pf_test.%d", getpid());
-	cg = cg_name(root, self->memcg);
-	ASSERT_NE(NULL, cg);
-	ASSERT_EQ(0, cg_create(cg)) TH_LOG("cannot create cgroup %s: %s", cg, strerror(errno));
-	if (cg_enter_current(cg)) {
-		cg_destroy(cg);
-		ASSERT_TRUE(false) TH_LOG("cannot move the test into cgroup %s", cg);
-	}
-	snprintf(self->cg, sizeof(self->cg), "%s", cg);
-	free(cg);
+	why = kvmrs_ager_unusable();
+	if (why)
+		SKIP(return, "%s: guest memory cannot be aged", why);
+	err = kvmrs_ager_enter(&self->ager, "fast_pf_test");
+	ASSERT_EQ(0, err) TH_LOG("cannot set up aging (memcg %s): %s", self->ager.name,
+				 strerror(err));
 }
 
 FIXTURE_TEARDOWN_PARENT(fast_pf_access)
 {
-	if (self->cg[0]) {
-		EXPECT_EQ(0, cg_destroy(self->cg))
-			TH_LOG("cannot remove cgroup %s: %s", self->cg, strerror(errno));
-	}
+	EXPECT_EQ(0, kvmrs_ager_destroy(&self->ager, false))
+		TH_LOG("cannot remove cgroup %s: %s", self->ager.cg, strerror(errno));
 }
 
 /*
@@ -1352,26 +1340,26 @@ static bool spte_access_tracked(u64 spte)
 struct access_count {
 	u64 aged;		/* slot SPTEs the aging access-tracked */
 	u64 aged_a;		/* slot SPTEs aged otherwise (accessed bit cleared) */
-	u64 lru_pages;		/* the memcg's pages on MGLRU lists, last aging */
+	long lru_pages;		/* pages aging could act on, last aging (kvmrs_age()) */
 	bool lost;		/* the trace ring buffer overwrote events */
 };
 
 /*
- * Age the guest's memory through MGLRU: one aging pass with force_scan on
- * the test's memcg (lru_gen_do_aging()).  Its page table walk clears the
- * accessed state of every mapped page that is on one of the memcg's MGLRU
- * lists, in the primary MMU and, through the clear_young MMU notifier, in
- * KVM's SPTEs.  Pages not on a list yet (still in a per-CPU folio batch)
- * are not aged, so not every page is.  kvm_tdp_mmu_age_spte() fires
+ * Age the guest's memory (kvmrs_age()): on 7.3 one MGLRU aging pass with
+ * force_scan on the test's memcg (lru_gen_do_aging()), on 6.12 the test
+ * slot's pages marked idle.  Either clears the accessed state of the pages
+ * it reaches, in the primary MMU and, through the clear_young MMU notifier,
+ * in KVM's SPTEs.  Pages not on an LRU list yet (still in a per-CPU folio
+ * batch) are not aged, so not every page is.  The TDP MMU's aging fires
  * kvmmmu:kvm_tdp_mmu_spte_changed for each SPTE it ages: @aged gets the
  * test slot's pages whose 4K SPTE it access-tracked.  Returns their number.
  */
-static u64 age_memory(struct test_vm *t, const char *memcg, unsigned long *aged,
+static u64 age_memory(struct test_vm *t, struct kvmrs_ager *ager, unsigned long *aged,
 		      struct access_count *ac)
 {
 	const u64 base = TEST_GPA / PG_SIZE;
+	void *hva = addr_gpa2hva(t->vm, TEST_GPA);
 	unsigned long long gfn, old, new;
-	struct memcg_stats stats;
 	int as_id, level;
 	char line[512];
 	u64 nr = 0;
@@ -1380,13 +1368,11 @@ static u64 age_memory(struct test_vm *t, const char *memcg, unsigned long *aged,
 
 	bitmap_zero(aged, t->npages);
 	if (!trace_aged_available()) {
-		lru_gen_do_aging(&stats, memcg);
-		ac->lru_pages = lru_gen_sum_memcg_stats(&stats);
+		ac->lru_pages = kvmrs_age(ager, hva, t->npages, PG_SIZE);
 		return 0;
 	}
 	trace_start(TRACE_AGED_EN);
-	lru_gen_do_aging(&stats, memcg);
-	ac->lru_pages = lru_gen_sum_memcg_stats(&stats);
+	ac->lru_pages = kvmrs_age(ager, hva, t->npages, PG_SIZE);
 	f = trace_stop(TRACE_AGED_EN);
 	while (fgets(line, sizeof(line), f)) {
 		if (trace_line_lost(line))
@@ -1493,8 +1479,8 @@ static void check_access_log(struct test_vm *t, u64 r, u64 *missing, u64 *extra)
 }
 
 #define ROUND_BAD_READS_FMT "round %lu: %lu guest reads wrong, first page %lu read %#lx, want %#lx\n"
-#define ROUND_AGED_COUNTED_FMT "round %lu: of %lu pages, aging access-tracked %lu and cleared the accessed bit of %lu (lru_gen: %lu pages in the memcg); %lu aged pages fixed in the fast path; pf_fast +%lu\n"
-#define ROUND_AGED_FMT "round %lu: aged (lru_gen: %lu pages in the memcg); pf_fast +%lu\n"
+#define ROUND_AGED_COUNTED_FMT "round %lu: of %lu pages, aging access-tracked %lu and cleared the accessed bit of %lu (aging reached %lu pages); %lu aged pages fixed in the fast path; pf_fast +%lu\n"
+#define ROUND_AGED_FMT "round %lu: aged (aging reached %lu pages); pf_fast +%lu\n"
 #define EXTRA_NOT_CHECKED_FMT "dirty log: %lu extra pages not checked: with tdp_fast_pf=off, read faults on aged pages take the slow path, which logs them dirty\n"
 #define AGED_SUMMARY_FMT "aged: %lu access-tracked, %lu otherwise (accessed bit cleared); %lu fixed in the fast path, %lu not; \"fixed 1\" events %lu (test slot %lu)%s\n"
 
@@ -1554,16 +1540,16 @@ TEST_F_TIMEOUT(fast_pf_access, access, FAST_PF_TIMEOUT)
 
 	for (r = 1; r <= ACCESS_ROUNDS; r++) {
 		u64 aged_a = ac.aged_a, round_unfixed = 0;
-		u64 round_aged = age_memory(&t, self->memcg, aged, &ac);
+		u64 round_aged = age_memory(&t, &self->ager, aged, &ac);
 
-		pf0 = vcpu_get_stat(t.vcpu[0], pf_fast);
+		pf0 = kvmrs_vcpu_stat(t.vcpu[0], pf_fast);
 		read_rs_stats(&t, &rs0);
 		trace_begin();
 		run_round(&t, r, 0);
 		fixed_events += trace_fixed_pages(&t, fixed, &slot, &lost);
 		slot_fixed += slot;
 		read_rs_stats(&t, &rs1);
-		pf1 = vcpu_get_stat(t.vcpu[0], pf_fast);
+		pf1 = kvmrs_vcpu_stat(t.vcpu[0], pf_fast);
 		pf_fast += pf1 - pf0;
 		rs_valid &= rs0.valid && rs1.valid;
 		rs_delta(&rs0, &rs1, d);
