@@ -48,7 +48,8 @@ help:
 	@echo '  make demo           the main job: setup, kernel, modules, then dirty_log_perf_test under perf in a VM'
 	@echo '  make bench          Rust vs C vs off vs shadow MMU in emulated time: AMD (QEMU icount) and Intel eptad=0,'
 	@echo '                      on a production build (CONFIG_KVM_RUST_FAST_PF alone, scripts/build.sh --production)'
-	@echo '                      (Bochs: the seed'"'"'s "Iteration 2 dirty memory time", "Writing to idle memory"); table, CSV, PNG'
+	@echo '                      (Bochs: the seed'"'"'s "Iteration 2 dirty memory time", "Writing to idle memory"); table, CSV, PNG;'
+	@echo '                      of the KVER series, or SERIES="7.3 6.12" for both in one table and chart'
 	@echo '  make check-debug    the VM suite on a debug kernel (KASAN, lockdep, PROVE_RCU), differential mode on'
 	@echo '  make check-kcsan    multi-vCPU tests on a KCSAN kernel, rust/c/stock: fails on a KCSAN report in kvm-rs code,'
 	@echo '                      or when KCSAN misses the planted race of its self-check (KCSAN samples; it sees'
@@ -101,7 +102,7 @@ demo:
 	scripts/demo.sh
 
 bench:
-	scripts/bench.sh
+	scripts/bench.sh $(if $(SERIES),--series "$(SERIES)")
 
 check-debug:
 	scripts/check-debug.sh

@@ -29,7 +29,8 @@
 #                       the dirty log was cleared ("Iteration 2 dirty memory
 #                       time")
 #          ept-idle     -v 1 -b 64M -i 3 -a   access-tracking faults after
-#                       MGLRU aged the memory ("Writing to idle memory")
+#                       the memory was aged ("Writing to idle memory"; 7.3:
+#                       MGLRU, 6.12: idle page tracking)
 #   intel, only when asked for (--rows or --stock-timers): the seed's tests
 #          with their own timers, which one guest CPU makes coarse
 #          stock-dirty  dirty_log_perf_test -v 1 -b 64M -i 3
@@ -56,6 +57,11 @@
 #   --kdir DIR       kernel tree to boot, passed to scripts/vm.sh (default:
 #                    the reference tree); e.g. the gcc-built flavor with the
 #                    modules built against it
+#   --series LIST    kernel series to measure, space or comma separated
+#                    (default: KVER, 7.3 unless set; "7.3,6.12" both, one
+#                    reference tree and production build each, one chart):
+#                    runs of a series other than 7.3, or of every series when
+#                    there are several, are named <machine>@<series>
 #   --out DIR        output directory (default build/bench/<timestamp>)
 #   --quick          --reps 1 --rows v1-64M,ept-dirty (a smoke run, about
 #                    2.5 minutes)
@@ -72,7 +78,7 @@ set -euo pipefail
 
 orig_args="$*"
 machine_arg=both reps="" intel_reps="" rows_arg="" arms_arg="rust,c,off" shadow=1 trace=1
-stock_timers=0 moddir="" out="" kdir="" intel_params="ept=1 eptad=0 pml=0"
+stock_timers=0 moddir="" out="" kdir="" intel_params="ept=1 eptad=0 pml=0" series_arg=$KVER
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -87,6 +93,7 @@ while [ $# -gt 0 ]; do
 	--intel-params) intel_params=$2; shift 2 ;;
 	--modules) moddir=$2; shift 2 ;;
 	--kdir) kdir=$2; shift 2 ;;
+	--series) series_arg=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--quick) reps=1; rows_arg=v1-64M,ept-dirty; shift ;;
 	-h|--help) usage 0 ;;
@@ -134,14 +141,28 @@ run_machines=()
 for m in "${machines[@]}"; do [ -n "$(rows_of "$m")" ] && run_machines+=("$m"); done
 [ ${#run_machines[@]} -gt 0 ] || die "bench: none of the rows '$rows_arg' runs on --machine $machine_arg"
 
-if [ -z "$moddir" ]; then
+read -r -a series_list <<< "${series_arg//,/ }"
+[ ${#series_list[@]} -gt 0 ] || die "bench: --series wants at least one series ($SUPPORTED_KVERS)"
+for sv in "${series_list[@]}"; do
+	case " $SUPPORTED_KVERS " in *" $sv "*) ;; *) die "bench: --series: $sv is not a supported series ($SUPPORTED_KVERS)" ;; esac
+done
+if [ ${#series_list[@]} -gt 1 ] && { [ -n "$kdir" ] || [ -n "$moddir" ]; }; then
+	die "bench: --kdir and --modules name one tree: use them with one --series"
+fi
+# Per series: the tree booted and the modules loaded.
+declare -A SKDIR SMOD
+for sv in "${series_list[@]}"; do
+	SKDIR[$sv]=${kdir:-$(KVER=$sv "$KVMRS_ROOT/scripts/kernel.sh" --print-dir)}
+	if [ -n "$moddir" ]; then SMOD[$sv]=$moddir; continue; fi
 	# What a distribution would ship: the test build's differential check
 	# and its C and off counters are not what is measured.
-	bkdir=${kdir:-$("$KVMRS_ROOT/scripts/kernel.sh" --print-dir)}
-	"$KVMRS_ROOT/scripts/build.sh" --kdir "$bkdir" --production \
-		|| die "bench: building the production modules against $bkdir failed (see above)"
-	moddir=$KVMRS_ROOT/build/$(cat "$bkdir/include/config/kernel.release")-production/arch/x86/kvm
-fi
+	KVER=$sv "$KVMRS_ROOT/scripts/build.sh" --kdir "${SKDIR[$sv]}" --production \
+		|| die "bench: building the production modules against ${SKDIR[$sv]} failed (see above)"
+	SMOD[$sv]=$KVMRS_ROOT/build/$(cat "${SKDIR[$sv]}/include/config/kernel.release")-production/arch/x86/kvm
+done
+run_name() {	# <machine> <series>: amd, or amd@6.12
+	if [ ${#series_list[@]} = 1 ] && [ "$2" = 7.3 ]; then echo "$1"; else echo "$1@$2"; fi
+}
 [ -x /usr/bin/python3 ] || die "bench: /usr/bin/python3 missing"
 
 stamp=$(date +%Y%m%d-%H%M%S)
@@ -235,8 +256,8 @@ figure() {	# <log> <test>: the first measured pass of one test, from the guest l
 vpid=""
 trap '[ -n "$vpid" ] && kill -TERM "$vpid" 2>/dev/null; exit 130' INT TERM
 declare -A WALL VMRC
-run_machine() {	# <machine> <dir>
-	local m=$1 d=$2 ntests vm_timeout t0 n=0 line name rc
+run_machine() {	# <machine> <dir> <run name> <series>
+	local m=$1 d=$2 rn=$3 sv=$4 ntests vm_timeout t0 n=0 line name rc
 	ntests=$(wc -l < "$d/tests.list")
 	if [ "$m" = amd ]; then
 		# about 4 s of wall time per run (5 s traced) plus boot; generous
@@ -248,9 +269,8 @@ run_machine() {	# <machine> <dir>
 	local -a vm_args=(--machine "$m" --quiet --tests "$d/tests.list" --log "$d/guest.log"
 		--json "$d/guest.json" --timeout "$vm_timeout")
 	if [ "$m" = amd ]; then vm_args+=(--icount); else vm_args+=(--intel-params "$intel_params"); fi
-	[ -n "$moddir" ] && vm_args+=(--modules "$moddir")
-	[ -n "$kdir" ] && vm_args+=(--kdir "$kdir")
-	step "bench: $m: $ntests runs (rows $(rows_of "$m" | tr '\n' ' ')x arms ${arms[*]}$([ "$shadow" = 1 ] && echo " + tdp_mmu=N") x ${REPS[$m]} reps), one boot, $d"
+	vm_args+=(--modules "${SMOD[$sv]}" --kdir "${SKDIR[$sv]}")
+	step "bench: $rn: $ntests runs (rows $(rows_of "$m" | tr '\n' ' ')x arms ${arms[*]}$([ "$shadow" = 1 ] && echo " + tdp_mmu=N") x ${REPS[$m]} reps), one boot, $d"
 	rm -f "$d/guest.log" "$d/guest.json"
 	t0=$(date +%s)
 	"$KVMRS_ROOT/scripts/vm.sh" "${vm_args[@]}" > "$d/vm.txt" 2>&1 &
@@ -270,25 +290,30 @@ run_machine() {	# <machine> <dir>
 	done < <(tail -n +1 -F --pid="$vpid" "$d/guest.log" 2>/dev/null)
 	set +e
 	wait "$vpid"
-	VMRC[$m]=$?
+	VMRC[$rn]=$?
 	set -e
 	vpid=""
-	WALL[$m]=$(( $(date +%s) - t0 ))
-	if [ "${VMRC[$m]}" != 0 ]; then
-		echo "bench: $m: scripts/vm.sh failed (rc=${VMRC[$m]}); the end of its output ($d/vm.txt):" >&2
+	WALL[$rn]=$(( $(date +%s) - t0 ))
+	if [ "${VMRC[$rn]}" != 0 ]; then
+		echo "bench: $rn: scripts/vm.sh failed (rc=${VMRC[$rn]}); the end of its output ($d/vm.txt):" >&2
 		tail -15 "$d/vm.txt" | sed 's/^/  /' >&2
 	fi
 }
 
 t_all=$(date +%s)
 report_args=()
-for m in "${run_machines[@]}"; do
-	mkdir -p "$out/$m"
-	plan_machine "$m" "$out/$m"
-	run_machine "$m" "$out/$m"
-	# A boot that never started leaves no guest log: nothing to report.
-	[ -f "$out/$m/guest.log" ] || die "bench: $m: no guest log (scripts/vm.sh failed before the boot, see above)"
-	report_args+=(--run "$m=$out/$m")
+run_names=()
+for sv in "${series_list[@]}"; do
+	for m in "${run_machines[@]}"; do
+		rn=$(run_name "$m" "$sv")
+		run_names+=("$rn")
+		mkdir -p "$out/$rn"
+		plan_machine "$m" "$out/$rn"
+		run_machine "$m" "$out/$rn" "$rn" "$sv"
+		# A boot that never started leaves no guest log: nothing to report.
+		[ -f "$out/$rn/guest.log" ] || die "bench: $rn: no guest log (scripts/vm.sh failed before the boot, see above)"
+		report_args+=(--run "$rn=$out/$rn")
+	done
 done
 wall=$(( $(date +%s) - t_all ))
 echo
@@ -301,18 +326,18 @@ set -e
 jq_field() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j.get(sys.argv[2]))' "$1" "$2" 2>/dev/null || echo n/a; }
 {
 	echo "command: scripts/bench.sh $orig_args"
-	echo "wall: ${wall}s$(for m in "${run_machines[@]}"; do printf ', %s %ss (%s runs, vm.sh rc=%s)' "$m" "${WALL[$m]}" "$(wc -l < "$out/$m/tests.list")" "${VMRC[$m]}"; done), report rc=$rep_rc"
+	echo "wall: ${wall}s$(for m in "${run_names[@]}"; do printf ', %s %ss (%s runs, vm.sh rc=%s)' "$m" "${WALL[$m]}" "$(wc -l < "$out/$m/tests.list")" "${VMRC[$m]}"; done), report rc=$rep_rc"
 	echo "git: $(git -C "$KVMRS_ROOT" describe --always --dirty 2>/dev/null || echo n/a)"
-	for m in "${run_machines[@]}"; do
+	for m in "${run_names[@]}"; do
 		j=$out/$m/guest.json
-		echo "$m: verdict $(jq_field "$j" verdict), kernel $(jq_field "$j" kernel), modules $(jq_field "$j" modules), vendor params '$(jq_field "$j" "${m}_params")'"
+		echo "$m: verdict $(jq_field "$j" verdict), kernel $(jq_field "$j" kernel), modules $(jq_field "$j" modules), vendor params '$(jq_field "$j" "${m%@*}_params")'"
 		grep -a -o 'KVMRS-PARAMS.*' "$out/$m/guest.log" | tr -d '\r' | sed "s/^/$m: /"
 	done
 } > "$out/run.txt"
-echo "bench: wall time ${wall}s$(for m in "${run_machines[@]}"; do printf ', %s %ss' "$m" "${WALL[$m]}"; done)"
+echo "bench: wall time ${wall}s$(for m in "${run_names[@]}"; do printf ', %s %ss' "$m" "${WALL[$m]}"; done)"
 failed=0
 [ "$rep_rc" = 0 ] || failed=1
-for m in "${run_machines[@]}"; do [ "${VMRC[$m]}" = 0 ] || failed=1; done
+for m in "${run_names[@]}"; do [ "${VMRC[$m]}" = 0 ] || failed=1; done
 if [ "$failed" = 1 ]; then
 	echo "bench: FAILED (see above; per machine: $out/<machine>/vm.txt and guest.json)" >&2
 	exit 1

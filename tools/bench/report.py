@@ -166,6 +166,16 @@ def fmt_range(med, lo, hi, unit_div, digits=3):
     return f"{med / unit_div:.{digits}f} [{lo / unit_div:.{digits}f}-{hi / unit_div:.{digits}f}]"
 
 
+def vendor_of(name):
+    """amd or intel: a run's name is the machine, or machine@series."""
+    return name.split("@")[0]
+
+
+def machine_label(name):
+    v, _, series = name.partition("@")
+    return MACHINE_LABEL[v] + (f"; Linux {series}" if series else "")
+
+
 class Machine:
     def __init__(self, name, d):
         self.name = name
@@ -178,7 +188,7 @@ class Machine:
             with open(jpath) as f:
                 self.json = json.load(f)
         # emulated instructions per ns of guest time
-        if name == "intel":
+        if vendor_of(name) == "intel":
             self.instr_per_ns = (tsc / 1000.0) if tsc else 0.2
         else:
             self.instr_per_ns = 1.0
@@ -186,7 +196,7 @@ class Machine:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", action="append", required=True, metavar="MACHINE=DIR")
+    ap.add_argument("--run", action="append", required=True, metavar="MACHINE[@SERIES]=DIR")
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-png", action="store_true")
     a = ap.parse_args()
@@ -194,8 +204,9 @@ def main():
     machines = []
     for r in a.run:
         name, _, d = r.partition("=")
-        if name not in MACHINE_LABEL or not d:
-            print(f"report: --run wants amd=DIR or intel=DIR, not '{r}'", file=sys.stderr)
+        if vendor_of(name) not in MACHINE_LABEL or not d:
+            print(f"report: --run wants amd=DIR or intel=DIR (or amd@<series>=DIR), not '{r}'",
+                  file=sys.stderr)
             return 2
         machines.append(Machine(name, d))
 
@@ -406,9 +417,9 @@ def machine_table(m, rows_order, row_args, arms, med, pages_of, stock, counters,
     out = []
     keys = sorted({(k[2], k[3]) for k in med if k[0] == mach})
     ns = sorted({str(s["n"]) for k, s in med.items() if k[0] == mach})
-    out.append(f"== {mach}: {MACHINE_LABEL[mach]}")
+    out.append(f"== {mach}: {machine_label(mach)}")
     if keys:
-        unit = "ms = M emulated instructions" if mach == "amd" else \
+        unit = "ms = M emulated instructions" if vendor_of(mach) == "amd" else \
             f"ms of emulated time, 1 ms = {round(ipn * 1e3) * 1000:,} instructions " \
             f"(guest TSC {ipn * 1e3:.3f} MHz)"
         out.append(f"vCPU CPU time per pass, {unit} (median [min-max] of {'/'.join(ns)} runs)")
@@ -477,7 +488,7 @@ def machine_table(m, rows_order, row_args, arms, med, pages_of, stock, counters,
                        f"{r('rust', 'shadow'):>8}")
         out.append("")
     crow = [(row, arm) for row in rows for arm in arms if (mach, row, arm) in counters]
-    if crow and mach == "intel":
+    if crow and vendor_of(mach) == "intel":
         out.append("page faults per measured pass, min-max over the passes (vCPU stats pf_fast and")
         out.append("pf_taken; kvm_rs: the module's counters of the arm, fixed or sent to the slow path)")
 
@@ -500,7 +511,7 @@ def machine_table(m, rows_order, row_args, arms, med, pages_of, stock, counters,
                        f"{tr.get('fixed', '-'):>8} {tr.get('spurious', '-'):>9} "
                        f"{tr.get('other', '-'):>6} {tr['pf_fast']:>8}")
         out.append("")
-    out.append(NOTE_AMD if mach == "amd" else NOTE_INTEL)
+    out.append(NOTE_AMD if vendor_of(mach) == "amd" else NOTE_INTEL)
     out.append("")
     return out
 
@@ -563,7 +574,7 @@ def make_png(path, machines, rows_order, row_args, arms_order, med, stock):
                 ax.set_ylabel(f"{mach}: stock timer (ms of guest time)")
             else:
                 ax.set_xticklabels([f"iteration {it} ({ph})" for it, ph in keys], fontsize=8)
-                ax.set_ylabel("vCPU CPU time (ms) = M instructions" if mach == "amd"
+                ax.set_ylabel("vCPU CPU time (ms) = M instructions" if vendor_of(mach) == "amd"
                               else "vCPU CPU time (ms, Bochs: 0.2 M instructions)")
             ax.set_title(f"{mach}: {row}\n{row_args[(mach, row)]}", fontsize=9)
             ax.grid(axis="y", alpha=0.3)

@@ -26,10 +26,11 @@
  * series' access_tracking_perf_test ages it (kvmrs_age(): on 7.3 the
  * process runs in a memory cgroup of its own and MGLRU ages it,
  * lru_gen_do_aging(); on 6.12 idle page tracking marks every page idle),
- * which ages KVM's SPTEs through the clear_young MMU notifier.  On Intel EPT with eptad=0 an aged SPTE is
- * access-tracked (R/W/X cleared) and the next access to the page faults:
- * the fast path restores it.  (With A/D bits, AMD NPT or eptad=1, aging
- * clears the accessed bit and the next access faults not at all.)
+ * which ages KVM's SPTEs through the clear_young MMU notifier.  On Intel
+ * EPT with eptad=0 an aged SPTE is access-tracked (R/W/X cleared) and the
+ * next access to the page faults: the fast path restores it.  (With A/D
+ * bits, AMD NPT or eptad=1, aging clears the accessed bit and the next
+ * access faults not at all.)
  *   1      populate (phase=populate), then one untimed aging pass and a
  *          rewrite of every page (phase=repopulate: from then on every
  *          aging moves the pages to a newer generation), then a control
@@ -358,7 +359,7 @@ static void memcg_enter(void)
 
 	__TEST_REQUIRE(!why, "-a cannot age guest memory: %s", why);
 	err = kvmrs_ager_enter(&ager, "fast_pf_bench");
-	TEST_ASSERT(!err, "cannot set up aging (memcg %s): %s", ager.name, strerror(err));
+	TEST_ASSERT(!err, "cannot set up aging (memcg %s): %s", ager.name, strerror(-err));
 }
 
 static void memcg_leave(void)

@@ -106,7 +106,6 @@
  */
 #include "kselftest_harness.h"
 
-
 #include "kvmrs_util.h"
 
 /*
@@ -294,7 +293,7 @@ static void guest_access_code(void)
 			u64 *p = (u64 *)(TEST_GVA + i * PG_SIZE);
 			u64 v;
 
-			invlpg((u64)p);
+			kvmrs_invlpg((u64)p);
 			if (r && access_write_first(i, r))
 				WRITE_ONCE(p[1], marker(i, r));
 			if (r) {
@@ -1316,7 +1315,7 @@ FIXTURE_SETUP(fast_pf_access)
 		SKIP(return, "%s: guest memory cannot be aged", why);
 	err = kvmrs_ager_enter(&self->ager, "fast_pf_test");
 	ASSERT_EQ(0, err) TH_LOG("cannot set up aging (memcg %s): %s", self->ager.name,
-				 strerror(err));
+				 strerror(-err));
 }
 
 FIXTURE_TEARDOWN_PARENT(fast_pf_access)

@@ -30,7 +30,7 @@
  * - Stats by name: 7.3's vm_get_stat() and vcpu_get_stat() take the name as
  *   a token; 6.12's vm_get_stat() takes a string and it has no
  *   vcpu_get_stat(), so kvmrs_vcpu_stat() reads the vCPU's stats fd.
- * - invlpg(): 7.3's processor.h has it, 6.12's does not.
+ * - kvmrs_invlpg(): 7.3's processor.h has invlpg(), 6.12's does not.
  * - Aging guest memory (the clear_young MMU notifier on every page, which
  *   access-tracks SPTEs on EPT without A/D bits): on 7.3 an MGLRU aging
  *   pass over a memory cgroup of the test's own (lru_gen_util, cgroup_util,
@@ -46,6 +46,7 @@
 
 #define kvmrs_vm_stat(vm, name)		vm_get_stat(vm, name)
 #define kvmrs_vcpu_stat(vcpu, name)	vcpu_get_stat(vcpu, name)
+#define kvmrs_invlpg(addr)		invlpg(addr)
 #else
 #define kvmrs_vm_stat(vm, name)		vm_get_stat(vm, #name)
 #define kvmrs_vcpu_stat(vcpu, name)	__kvmrs_vcpu_stat(vcpu, #name)
@@ -75,7 +76,7 @@ static inline u64 __kvmrs_vcpu_stat(struct kvm_vcpu *vcpu, const char *name)
 	return data;
 }
 
-static inline void invlpg(u64 addr)
+static inline void kvmrs_invlpg(u64 addr)
 {
 	__asm__ __volatile__("invlpg (%0)" : : "r"(addr) : "memory");
 }
@@ -112,7 +113,7 @@ static inline const char *kvmrs_ager_unusable(void)
 /*
  * 7.3: create a memcg named <prefix>.<pid> and move this process into it,
  * so that the guest memory allocated after this is charged there.  6.12:
- * nothing to do.  Returns 0, or an errno-style failure with @a->cg empty.
+ * nothing to do.  Returns 0, or a negative errno with @a->cg empty.
  */
 static inline int kvmrs_ager_enter(struct kvmrs_ager *a, const char *prefix)
 {
@@ -124,18 +125,18 @@ static inline int kvmrs_ager_enter(struct kvmrs_ager *a, const char *prefix)
 	snprintf(a->name, sizeof(a->name), "%s.%d", prefix, getpid());
 #ifndef KVMRS_SELFTEST_6_12
 	if (cg_find_controller_root(a->root, sizeof(a->root), "memory"))
-		return ENOENT;
+		return -ENOENT;
 	cg = cg_name(a->root, a->name);
 	if (!cg)
-		return ENOMEM;
+		return -ENOMEM;
 	if (cg_create(cg)) {
 		free(cg);
-		return errno ? errno : EIO;
+		return errno ? -errno : -EIO;
 	}
 	if (cg_enter_current(cg)) {
 		cg_destroy(cg);
 		free(cg);
-		return EPERM;
+		return -EPERM;
 	}
 	snprintf(a->cg, sizeof(a->cg), "%s", cg);
 	free(cg);
