@@ -144,7 +144,7 @@ for m in "${machines[@]}"; do [ -n "$(rows_of "$m")" ] && run_machines+=("$m"); 
 read -r -a series_list <<< "${series_arg//,/ }"
 [ ${#series_list[@]} -gt 0 ] || die "bench: --series wants at least one series ($SUPPORTED_KVERS)"
 for sv in "${series_list[@]}"; do
-	case " $SUPPORTED_KVERS " in *" $sv "*) ;; *) die "bench: --series: $sv is not a supported series ($SUPPORTED_KVERS)" ;; esac
+	supported_kver "$sv" || die "bench: --series: $sv is not a supported series ($SUPPORTED_KVERS)"
 done
 if [ ${#series_list[@]} -gt 1 ] && { [ -n "$kdir" ] || [ -n "$moddir" ]; }; then
 	die "bench: --kdir and --modules name one tree: use them with one --series"

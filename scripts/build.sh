@@ -42,7 +42,7 @@ kdir=$(cd "$kdir" && pwd)
 [ -f "$kdir/include/config/kernel.release" ] \
 	|| die "build: KDIR $kdir has not been built (no include/config/kernel.release): run make there first"
 release=$(cat "$kdir/include/config/kernel.release")
-kver=$(echo "$release" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
+kver=$(release_series "$release")
 [ -d "$KVMRS_ROOT/patches/$kver" ] \
 	|| die "build: kernel $release is not supported (no patches/$kver/; supported: $SUPPORTED_KVERS)"
 grep -qx 'CONFIG_RUST=y' "$kdir/.config" \

@@ -19,10 +19,11 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 ok() { printf '\033[32m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
 
-case " $SUPPORTED_KVERS " in
-*" $KVER "*) ;;
-*) die "KVER=$KVER is not a supported kernel series (supported: $SUPPORTED_KVERS)" ;;
-esac
+# supported_kver <series>: true if it is one of SUPPORTED_KVERS.
+supported_kver() { case " $SUPPORTED_KVERS " in *" $1 "*) return 0 ;; esac; return 1; }
+# release_series <kernel release>: its series, e.g. 6.12.118 -> 6.12.
+release_series() { echo "$1" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/'; }
+supported_kver "$KVER" || die "KVER=$KVER is not a supported kernel series (supported: $SUPPORTED_KVERS)"
 # Where Debian ships the series' source package (scripts/setup.sh adds
 # trixie-backports; bookworm-security is on every Debian 12 image).
 kver_suite() {

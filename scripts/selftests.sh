@@ -22,26 +22,17 @@ set -euo pipefail
 # Stock selftests we run in the VM (paths relative to the kvm selftests dir).
 # 6.12 keeps the x86 tests in x86_64/ and has neither mmu_stress_test (6.13)
 # nor x86/save_restore_pf_stress_test.
+STOCK_TARGETS=(
+	dirty_log_test dirty_log_perf_test access_tracking_perf_test
+	set_memory_region_test memslot_modification_stress_test
+	kvm_page_table_test demand_paging_test kvm_binary_stats_test
+	pre_fault_memory_test
+)
 case "$KVER" in
-6.12)
-	STOCK_TARGETS=(
-		dirty_log_test dirty_log_perf_test access_tracking_perf_test
-		set_memory_region_test memslot_modification_stress_test
-		kvm_page_table_test demand_paging_test kvm_binary_stats_test
-		pre_fault_memory_test x86_64/dirty_log_page_splitting_test
-		x86_64/nx_huge_pages_test
-	)
-	arch_dir=x86_64 ;;
-*)
-	STOCK_TARGETS=(
-		dirty_log_test dirty_log_perf_test access_tracking_perf_test
-		set_memory_region_test memslot_modification_stress_test mmu_stress_test
-		kvm_page_table_test demand_paging_test kvm_binary_stats_test
-		pre_fault_memory_test x86/dirty_log_page_splitting_test
-		x86/nx_huge_pages_test x86/save_restore_pf_stress_test
-	)
-	arch_dir=x86 ;;
+6.12) arch_dir=x86_64 ;;
+*) arch_dir=x86; STOCK_TARGETS+=(mmu_stress_test x86/save_restore_pf_stress_test) ;;
 esac
+STOCK_TARGETS+=("$arch_dir/dirty_log_page_splitting_test" "$arch_dir/nx_huge_pages_test")
 
 print_dir=0
 force=0

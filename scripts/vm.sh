@@ -144,11 +144,8 @@ release=$(cat "$kdir/include/config/kernel.release")
 # The series of the kernel booted picks the selftests (its own stock tests,
 # scripts/selftests.sh) and the default list: tools/vm/{suite,intel}.list
 # for 7.3, tools/vm/{suite,intel}-<series>.list for another series.
-series=$(echo "$release" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
-case " $SUPPORTED_KVERS " in
-*" $series "*) ;;
-*) die "vm: $kdir is Linux $release, not a supported series ($SUPPORTED_KVERS)" ;;
-esac
+series=$(release_series "$release")
+supported_kver "$series" || die "vm: $kdir is Linux $release, not a supported series ($SUPPORTED_KVERS)"
 export KVER=$series
 if [ -z "$suite" ]; then
 	sfx=""; [ "$series" = 7.3 ] || sfx=-$series

@@ -46,8 +46,8 @@
  * kvm.tdp_fast_pf=off on the TDP MMU), and the kvm_rs counters of the active
  * implementation agree when the module has them.  With -a: every page holds
  * the marker of every pass; the aging reached every page of the region
- * (7.3: on the memcg's MGLRU lists; 6.12: present); an idle pass took no fast page fault with
- * kvm.tdp_fast_pf=off on the TDP MMU.  No exact fault count is asserted
+ * (7.3: on the memcg's MGLRU lists; 6.12: present); an idle pass took no
+ * fast page fault with kvm.tdp_fast_pf=off on the TDP MMU.  No exact fault count is asserted
  * with -a (a page still in a per-CPU folio batch is not aged, and aging
  * also reaches the guest's page tables and code): pf_fast and the counters
  * are printed.
@@ -352,7 +352,7 @@ static struct kvmrs_ager ager;
  * moves into a memory cgroup of its own, so that its guest memory is
  * charged there and MGLRU ages exactly it.
  */
-static void memcg_enter(void)
+static void aging_setup(void)
 {
 	const char *why = kvmrs_ager_unusable();
 	int err;
@@ -362,7 +362,7 @@ static void memcg_enter(void)
 	TEST_ASSERT(!err, "cannot set up aging (memcg %s): %s", ager.name, strerror(-err));
 }
 
-static void memcg_leave(void)
+static void aging_teardown(void)
 {
 	TEST_ASSERT(!kvmrs_ager_destroy(&ager, true), "cannot remove cgroup %s: %s", ager.cg,
 		    strerror(errno));
@@ -637,7 +637,7 @@ int main(int argc, char *argv[])
 	fast_pf_mode(mode, sizeof(mode));
 	tdp = get_kvm_param_bool("tdp_mmu");
 	if (access_mode)
-		memcg_enter();
+		aging_setup();
 	create_vm();
 	bmap = bitmap_zalloc(region_pages);
 	TEST_ASSERT(bmap, "bitmap_zalloc");
@@ -675,7 +675,7 @@ int main(int argc, char *argv[])
 		vm_mem_region_set_flags(vm, BENCH_SLOT, 0);
 	kvm_vm_free(vm);
 	free(bmap);
-	memcg_leave();
+	aging_teardown();
 	printf("KVMRS-BENCH result=pass\n");
 	return 0;
 }

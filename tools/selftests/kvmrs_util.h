@@ -146,8 +146,9 @@ static inline int kvmrs_ager_enter(struct kvmrs_ager *a, const char *prefix)
 
 /*
  * Remove what kvmrs_ager_enter() made.  @leave: move this process back to
- * the cgroup root first (a process still in the memcg, else the memcg
- * outlives its last process).  Returns 0 or -1 with errno.
+ * the cgroup root first (a memcg with a process in it cannot be removed;
+ * without @leave the caller is another process, after the test process
+ * exited).  Returns 0 or -1 with errno.
  */
 static inline int kvmrs_ager_destroy(struct kvmrs_ager *a, bool leave)
 {
